@@ -1,0 +1,3 @@
+from keybuzz.cli import app
+
+app()

@@ -1,0 +1,143 @@
+"""The `keybuzz` command. Exit codes: 0 ok, 1 something failed, 2 bad input or usage."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keybuzz.errors import InputErrors
+from keybuzz.secrets import redact
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Install and operate the KeyBuzz HA platform from one site folder.")
+console = Console()
+err_console = Console(stderr=True)
+
+SiteOption = Annotated[Path, typer.Option("--site", "-s", envvar="KEYBUZZ_SITE",
+                                          help="Site folder (servers.tsv, keybuzz.yaml, ...).")]
+DEFAULT_SITE = Path(os.environ.get("KEYBUZZ_SITE", "site"))
+
+
+def exit_input_errors(exc: InputErrors) -> typer.Exit:
+    """Print every input error as file:line: message (hint) and exit 2."""
+    for error in exc.errors:
+        err_console.print(redact(str(error)), markup=False, highlight=False)
+    err_console.print(f"{len(exc.errors)} error(s); nothing was changed.", style="bold red")
+    return typer.Exit(2)
+
+
+def load(site_dir: Path, **kwargs):
+    from keybuzz.site import load_site
+
+    try:
+        return load_site(site_dir, **kwargs)
+    except InputErrors as exc:
+        raise exit_input_errors(exc) from None
+
+
+def print_json(data: object) -> None:
+    """Machine output: redacted like every other output."""
+    typer.echo(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create.")],
+    example: Annotated[str, typer.Option(help="Topology to write: seed (the seed's 49 servers).")] = "seed",
+) -> None:
+    """Write an example site (servers.tsv, keybuzz.yaml, versions.yaml, credentials/)."""
+    from keybuzz.site import example as examples
+    from keybuzz.site.writer import SiteExists, write_site
+
+    if example != "seed":
+        err_console.print(f"unknown example {example!r}; available: seed")
+        raise typer.Exit(2)
+    try:
+        added = write_site(directory, examples.seed_servers(), examples.seed_config(),
+                           examples.seed_versions(), examples.SEED_COMMENT)
+    except SiteExists as exc:
+        err_console.print(str(exc))
+        raise typer.Exit(2) from None
+    console.print(f"Site written to {directory} ({len(added)} credentials generated, 0600 in credentials/).")
+    console.print(f"Next: keybuzz lint --site {directory} && keybuzz inventory --site {directory}")
+
+
+@app.command()
+def inventory(site: SiteOption = DEFAULT_SITE,
+              as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """The servers by role and the modules each one gets."""
+    from keybuzz.modules import MODULES
+
+    loaded = load(site)
+    rows = []
+    for server in loaded.servers:
+        modules = [f"{m.number} {m.name}" + ("" if m.implemented else " (pending)")
+                   for m in MODULES if any(server.has(r) for r in m.roles)]
+        rows.append({"hostname": server.hostname, "private_ip": str(server.private_ip),
+                     "public_ip": str(server.public_ip or ""), "roles": list(server.roles),
+                     "fqdn": server.fqdn, "modules": modules})
+    if as_json:
+        print_json({"servers": rows})
+        return
+    table = Table(title=f"{len(rows)} servers in {site}")
+    for column in ("hostname", "private IP", "roles", "modules"):
+        table.add_column(column)
+    for row in sorted(rows, key=lambda r: (r["roles"][0], r["hostname"])):
+        table.add_row(row["hostname"], row["private_ip"], ",".join(row["roles"]), ", ".join(row["modules"]))
+    console.print(table)
+
+
+@app.command()
+def lint(site: SiteOption = DEFAULT_SITE,
+         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Check the site and the rendered output against the design rules; exit 1 on any error."""
+    from keybuzz.lint import lint as run_lint
+
+    findings = run_lint(load(site))
+    errors = sum(f.severity == "error" for f in findings)
+    if as_json:
+        print_json({"findings": [f.__dict__ for f in findings], "errors": errors})
+    else:
+        table = Table(title=f"lint {site}")
+        for column in ("rule", "severity", "where", "message", "fix"):
+            table.add_column(column, overflow="fold")
+        style = {"error": "red", "warning": "yellow", "info": "dim"}
+        for f in findings:
+            table.add_row(f.rule, f.severity, f.where, f.message, f.hint, style=style[f.severity])
+        console.print(table)
+        console.print(f"{errors} error(s), {sum(f.severity == 'warning' for f in findings)} warning(s)")
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def render(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write, one subfolder per host.")],
+    site: SiteOption = DEFAULT_SITE,
+    module: Annotated[str | None, typer.Option("--module", "-m", help="Only this module (name or number).")] = None,
+) -> None:
+    """Write, per host, every file and container a module would put there (offline; secrets redacted)."""
+    from keybuzz.modules import module_by_name
+    from keybuzz.render_output import write_render
+
+    loaded = load(site)
+    if module:
+        try:
+            chosen = module_by_name(module)
+        except KeyError as exc:
+            err_console.print(exc.args[0])
+            raise typer.Exit(2) from None
+        modules = [chosen]
+    else:
+        modules = None
+    summary = write_render(loaded, out, modules)
+    for message in summary.pending:
+        console.print(f"[yellow]{message}[/yellow]")
+    console.print(f"{summary.files} files and {summary.containers} containers for {summary.hosts} hosts "
+                  f"written to {out}")

@@ -1,0 +1,210 @@
+"""Credentials: one .env per service, generated once with a CSPRNG, 0600 in a 0700 folder.
+
+Every loaded secret value is registered for redaction, so logging, exceptions shown to the
+user and --json output can replace it with `***` wherever it would otherwise appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets as _csprng
+import stat
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from keybuzz.errors import InputError, display_path
+
+REDACTED = "***"
+_ALPHABET = string.ascii_letters + string.digits
+SECRET_SUFFIXES = ("_PASSWORD", "_TOKEN", "_COOKIE", "_SECRET", "_KEY")
+
+
+@dataclass(frozen=True)
+class CredentialSpec:
+    key: str
+    default: str | None = None  # a fixed non-secret value (user names); None means generate
+    length: int = 32
+
+
+# Variable names follow SERVICE_PURPOSE_KIND so a later Vault migration maps them 1:1
+# (e.g. vault kv put keybuzz/postgres SUPERUSER_PASSWORD=...).
+SERVICE_CREDENTIALS: dict[str, tuple[CredentialSpec, ...]] = {
+    "postgres": (
+        CredentialSpec("POSTGRES_SUPERUSER_USER", "postgres"),
+        CredentialSpec("POSTGRES_SUPERUSER_PASSWORD"),
+        CredentialSpec("POSTGRES_REPLICATION_USER", "replicator"),
+        CredentialSpec("POSTGRES_REPLICATION_PASSWORD"),
+        CredentialSpec("POSTGRES_REWIND_USER", "rewind_user"),
+        CredentialSpec("POSTGRES_REWIND_PASSWORD"),
+        CredentialSpec("POSTGRES_APP_USER", "keybuzz"),
+        CredentialSpec("POSTGRES_APP_PASSWORD"),
+        CredentialSpec("POSTGRES_APP_DATABASE", "keybuzz"),
+        CredentialSpec("PATRONI_RESTAPI_USER", "patroni"),
+        CredentialSpec("PATRONI_RESTAPI_PASSWORD"),
+    ),
+    "redis": (
+        CredentialSpec("REDIS_PASSWORD"),
+        CredentialSpec("REDIS_SENTINEL_PASSWORD"),
+    ),
+    "rabbitmq": (
+        CredentialSpec("RABBITMQ_ADMIN_USER", "keybuzz"),
+        CredentialSpec("RABBITMQ_ADMIN_PASSWORD"),
+        CredentialSpec("RABBITMQ_ERLANG_COOKIE", length=48),
+    ),
+    "minio": (
+        CredentialSpec("MINIO_ROOT_USER", "keybuzz-admin"),
+        CredentialSpec("MINIO_ROOT_PASSWORD"),
+    ),
+    "mariadb": (
+        CredentialSpec("MARIADB_ROOT_PASSWORD"),
+        CredentialSpec("MARIADB_SST_USER", "mariabackup"),
+        CredentialSpec("MARIADB_SST_PASSWORD"),
+        CredentialSpec("MARIADB_APP_USER", "erpnext"),
+        CredentialSpec("MARIADB_APP_PASSWORD"),
+        CredentialSpec("MARIADB_MONITOR_USER", "monitor"),
+        CredentialSpec("MARIADB_MONITOR_PASSWORD"),
+    ),
+    "proxysql": (
+        CredentialSpec("PROXYSQL_ADMIN_USER", "admin"),
+        CredentialSpec("PROXYSQL_ADMIN_PASSWORD"),
+    ),
+    "k3s": (CredentialSpec("K3S_TOKEN", length=48),),
+}
+
+
+def is_secret_key(key: str) -> bool:
+    return key.endswith(SECRET_SUFFIXES)
+
+
+def generate_secret(length: int = 32) -> str:
+    """Alphanumeric only: safe unquoted in every config syntax we render (INI, YAML, HAProxy)."""
+    return "".join(_csprng.choice(_ALPHABET) for _ in range(length))
+
+
+class _Redactor:
+    """Process-wide set of secret values to hide; longest first so substrings do not leak."""
+
+    def __init__(self) -> None:
+        self._values: list[str] = []
+
+    def add(self, value: str) -> None:
+        if len(value) >= 6 and value not in self._values:
+            self._values.append(value)
+            self._values.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+
+redact = _Redactor()
+
+
+class RedactingFilter(logging.Filter):
+    """Attach to every handler: the formatted message is redacted before it is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = redact(message), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def parse_env(text: str, file: str) -> tuple[dict[str, str], list[InputError]]:
+    values: dict[str, str] = {}
+    errors: list[InputError] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            errors.append(InputError(file, number, "not a KEY=value line", "write KEY=value, no spaces in KEY"))
+            continue
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values, errors
+
+
+def _write_private(path: Path, content: str) -> None:
+    """Atomic write created 0600 from the start: the secret is never readable by others."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+class CredentialStore:
+    """The site's credentials/ folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, service: str) -> Path:
+        return self.folder / f"{service}.env"
+
+    def permission_errors(self) -> list[InputError]:
+        errors = []
+        if not self.folder.is_dir():
+            return [InputError(display_path(self.folder), 0, "credentials folder is missing",
+                               "run `keybuzz init` or `keybuzz secrets generate`")]
+        mode = stat.S_IMODE(self.folder.stat().st_mode)
+        if mode & 0o077:
+            errors.append(InputError(display_path(self.folder), 0, f"credentials folder is {mode:04o}, must be 0700",
+                                     f"chmod 700 {self.folder}"))
+        for file in sorted(self.folder.glob("*.env")):
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                errors.append(InputError(display_path(file), 0, f"credentials file is {mode:04o}, must be 0600",
+                                         f"chmod 600 {file}"))
+        return errors
+
+    def load(self) -> tuple[dict[str, dict[str, str]], list[InputError]]:
+        """Every service's values, each secret registered for redaction."""
+        result: dict[str, dict[str, str]] = {}
+        errors: list[InputError] = []
+        if not self.folder.is_dir():
+            return result, errors
+        for file in sorted(self.folder.glob("*.env")):
+            values, file_errors = parse_env(file.read_text(), display_path(file))
+            errors.extend(file_errors)
+            for key, value in values.items():
+                if is_secret_key(key):
+                    redact.add(value)
+            result[file.stem] = values
+        return result, errors
+
+    def ensure(self, services: list[str] | None = None) -> list[str]:
+        """Create missing files and keys; never change an existing value. Returns what was added."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        added: list[str] = []
+        for service in services or list(SERVICE_CREDENTIALS):
+            path = self.path(service)
+            existing: dict[str, str] = {}
+            text = ""
+            if path.exists():
+                text = path.read_text()
+                existing, _ = parse_env(text, str(path))
+            missing = [spec for spec in SERVICE_CREDENTIALS[service] if spec.key not in existing]
+            if not missing:
+                continue
+            if text and not text.endswith("\n"):
+                text += "\n"
+            if not text:
+                text = f"# keybuzz credentials for {service}: generated once, never regenerated. Keep 0600.\n"
+            for spec in missing:
+                value = spec.default if spec.default is not None else generate_secret(spec.length)
+                if is_secret_key(spec.key):
+                    redact.add(value)
+                text += f"{spec.key}={value}\n"
+                added.append(f"{service}.{spec.key}")
+            _write_private(path, text)
+        return added
