@@ -145,6 +145,13 @@ def check_minio_nodes(data: LintInput):
             "upstream wants at least 4 nodes for erasure coding; MinIO community images also stopped in 2025"
 
 
+def check_maria_without_proxysql(data: LintInput):
+    maria = data.site.with_role("maria")
+    if maria and not data.site.with_role("proxysql"):
+        yield "servers.tsv", f"{len(maria)} maria servers but no proxysql server", \
+            "clients reach Galera through ProxySQL behind 10.0.0.20 (definitive design A); add 2 proxysql servers"
+
+
 def check_modules_pending(data: LintInput):
     for message in data.pending:
         yield "modules", message, "the module's issue has not landed; its servers only get what landed modules give"
@@ -158,6 +165,7 @@ RULES: list[Rule] = [
     Rule("KB005", "error", "Patroni timings valid for Patroni 4", check_patroni_timings),
     Rule("KB006", "warning", "Patroni RAFT DCS deprecated upstream", check_patroni_raft),
     Rule("KB007", "warning", "MinIO distributed needs 4+ nodes", check_minio_nodes),
+    Rule("KB009", "warning", "MariaDB reached through ProxySQL", check_maria_without_proxysql),
     Rule("KB008", "info", "modules not implemented yet", check_modules_pending),
 ]
 

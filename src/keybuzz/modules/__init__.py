@@ -28,7 +28,6 @@ ROLE_NEEDS: dict[str, tuple[str, str]] = {
     "db": ("haproxy", "PostgreSQL is reached through HAProxy on the haproxy servers"),
     "redis": ("haproxy", "Redis is reached through HAProxy on the haproxy servers"),
     "queue": ("haproxy", "RabbitMQ is reached through HAProxy on the haproxy servers"),
-    "maria": ("proxysql", "MariaDB is reached through ProxySQL"),
     "proxysql": ("maria", "ProxySQL needs MariaDB servers behind it"),
     "k3s-worker": ("k3s-master", "workers join a control plane"),
 }
