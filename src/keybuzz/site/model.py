@@ -1,0 +1,44 @@
+"""The loaded site: everything a render or a deploy needs, validated as one unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keybuzz.site.config import KeybuzzConfig
+from keybuzz.site.servers import Server
+from keybuzz.site.versions import ImageRef, Versions
+
+
+@dataclass
+class Site:
+    root: Path
+    servers: list[Server]
+    config: KeybuzzConfig
+    versions: Versions
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def with_role(self, role: str) -> list[Server]:
+        return [s for s in self.servers if s.has(role)]
+
+    def server(self, hostname: str) -> Server:
+        for server in self.servers:
+            if server.hostname == hostname:
+                return server
+        raise KeyError(hostname)
+
+    def image(self, name: str) -> ImageRef:
+        return self.versions.image(name)
+
+    def secret(self, service: str, key: str) -> str:
+        return self.credentials[service][key]
+
+    def data_dir(self, module: str) -> str:
+        return f"{self.config.paths.data_root}/{module}"
+
+    def config_dir(self, module: str) -> str:
+        return f"{self.config.paths.config_root}/{module}"
