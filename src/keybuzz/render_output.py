@@ -6,10 +6,11 @@ import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from keybuzz.modules import MODULES, Module, NotLanded
-from keybuzz.render import Plans, merge_plans
+from keybuzz.render import HostPlan, Plans, merge_plans
 from keybuzz.secrets import redact
 from keybuzz.site import Site
 
@@ -27,7 +28,7 @@ class RenderSummary:
 def render_modules(site: Site, modules: list[Module] | None = None) -> tuple[Plans, list[str]]:
     """Render landed modules; pending ones are listed by name instead of rendering nothing silently."""
     plan_sets, pending = [], []
-    for module in modules or MODULES:
+    for module in MODULES if modules is None else modules:
         if not module.hosts(site):
             continue
         try:
@@ -37,39 +38,39 @@ def render_modules(site: Site, modules: list[Module] | None = None) -> tuple[Pla
     return merge_plans(*plan_sets), pending
 
 
+class RenderRefused(Exception):
+    """The output folder holds something that is not an earlier render: never replace it."""
+
+
 def write_render(site: Site, out: Path, modules: list[Module] | None = None) -> RenderSummary:
-    """Replace `out` as a whole (only if it is empty or an earlier render); secret values redacted."""
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise FileExistsError(f"{out} is not empty and is not an earlier render output")
-    plans, pending = render_modules(site, modules)
+    """Replace `out` as a whole (only if it is empty or an earlier render); secret values redacted.
+
+    Every server of the chosen modules gets a folder with a manifest.json naming the modules it
+    gets (landed and pending), so 49 servers show 49 folders even before every module landed.
+    """
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise RenderRefused(f"{out} is not empty and is not an earlier render output; "
+                            "pass a new or empty folder (keybuzz render only replaces its own output)")
+    chosen = MODULES if modules is None else modules
+    plans, pending = render_modules(site, chosen)
     summary = RenderSummary(pending=pending)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (staging / MARKER).write_text("written by keybuzz render; safe to delete\n")
-        for host, plan in sorted(plans.items()):
+        roles = {s.hostname: s.roles for s in site.servers}
+        hosts = [s.hostname for s in site.servers if any(s.has(r) for m in chosen for r in m.roles)]
+        for host in [*hosts, *sorted(set(plans) - set(hosts))]:
+            mods = [m for m in chosen if set(m.roles) & set(roles.get(host, ()))]
+            plan = plans.get(host, HostPlan(host))
             summary.hosts += 1
-            host_dir = staging / host
-            manifest: dict[str, list] = {"directories": [], "files": [], "containers": []}
-            for directory in plan.directories:
-                manifest["directories"].append({**asdict(directory), "mode": f"{directory.mode:04o}"})
-            for spec in plan.files:
-                target = host_dir / "files" / spec.path.lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(redact(spec.content) if spec.secret else spec.content)
-                target.chmod(0o600 if spec.secret else 0o644)
-                manifest["files"].append({"path": spec.path, "mode": f"{spec.mode:04o}", "owner": spec.owner,
-                                          "secret": spec.secret, "create_only": spec.create_only,
-                                          "sha256": spec.sha256})
-                summary.files += 1
-            for container in plan.containers:
-                manifest["containers"].append({
-                    "name": container.name, "image": container.image, "module": container.module,
-                    "argv": container.run_argv(site.config.container_cli, "<spec-hash>"),
-                })
-                summary.containers += 1
-            host_dir.mkdir(parents=True, exist_ok=True)
-            (host_dir / "manifest.json").write_text(redact(json.dumps(manifest, indent=2)) + "\n")
+            summary.files += len(plan.files)
+            summary.containers += len(plan.containers)
+            _write_host(staging / host, plan, site.config.container_cli, {
+                "hostname": host, "roles": list(roles.get(host, ())),
+                "modules": [f"{m.number} {m.name}" for m in mods if m.implemented],
+                "pending_modules": [f"{m.number} {m.name}" for m in mods if not m.implemented],
+            })
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -77,3 +78,24 @@ def write_render(site: Site, out: Path, modules: list[Module] | None = None) -> 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return summary
+
+
+def _write_host(host_dir: Path, plan: HostPlan, cli: str, header: dict[str, Any]) -> None:
+    """files/<absolute path> for review (every content redacted, secret files 0600) + manifest.json."""
+    host_dir.mkdir(parents=True)
+    manifest: dict[str, Any] = {**header, "directories": [], "files": [], "containers": []}
+    for directory in plan.directories:
+        manifest["directories"].append({**asdict(directory), "mode": f"{directory.mode:04o}"})
+    for spec in plan.files:
+        if ".." in PurePosixPath(spec.path).parts:  # a module bug must not write outside the output folder
+            raise ValueError(f"{host_dir.name}: file path {spec.path} contains '..'")
+        target = host_dir / "files" / spec.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(redact(spec.content))
+        target.chmod(0o600 if spec.secret else 0o644)
+        manifest["files"].append({"path": spec.path, "mode": f"{spec.mode:04o}", "owner": spec.owner,
+                                  "secret": spec.secret, "create_only": spec.create_only, "sha256": spec.sha256})
+    for container in plan.containers:
+        manifest["containers"].append({"name": container.name, "image": container.image, "module": container.module,
+                                       "argv": container.run_argv(cli, "<spec-hash>")})
+    (host_dir / "manifest.json").write_text(redact(json.dumps(manifest, indent=2)) + "\n")

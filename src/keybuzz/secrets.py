@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from keybuzz.errors import InputError, display_path
+from keybuzz.errors import InputError, InputErrors, display_path
 
 REDACTED = "***"
 _ALPHABET = string.ascii_letters + string.digits
@@ -43,6 +43,7 @@ SERVICE_CREDENTIALS: dict[str, tuple[CredentialSpec, ...]] = {
         CredentialSpec("POSTGRES_APP_DATABASE", "keybuzz"),
         CredentialSpec("PATRONI_RESTAPI_USER", "patroni"),
         CredentialSpec("PATRONI_RESTAPI_PASSWORD"),
+        CredentialSpec("PATRONI_RAFT_PASSWORD"),  # encrypts and authenticates the RAFT DCS traffic
     ),
     "redis": (
         CredentialSpec("REDIS_PASSWORD"),
@@ -72,6 +73,12 @@ SERVICE_CREDENTIALS: dict[str, tuple[CredentialSpec, ...]] = {
     ),
     "k3s": (CredentialSpec("K3S_TOKEN", length=48),),
 }
+# The servers.tsv roles that need a service's credentials: its file must then be complete.
+SERVICE_ROLES: dict[str, tuple[str, ...]] = {
+    "postgres": ("db",), "redis": ("redis",), "rabbitmq": ("queue",), "minio": ("minio",),
+    "mariadb": ("maria", "proxysql"), "proxysql": ("proxysql",), "k3s": ("k3s-master", "k3s-worker"),
+}
+ADD_HINT = "run `keybuzz init SITE --credentials` to add what is missing (existing values are kept)"
 
 
 def is_secret_key(key: str) -> bool:
@@ -108,12 +115,25 @@ class RedactingFilter(logging.Filter):
     """Attach to every handler: the formatted message is redacted before it is written."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        record.msg, record.args = redact(message), None
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
+        redact_record(record)
         return True
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Format the message, traceback and stack now, redacted, so no handler sees a raw value."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # bad %-arguments: logging would report them, we must not raise
+        message = f"{record.msg} (unformattable log arguments)"
+    record.msg, record.args = redact(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    return record
 
 
 def parse_env(text: str, file: str) -> tuple[dict[str, str], list[InputError]]:
@@ -153,8 +173,7 @@ class CredentialStore:
     def permission_errors(self) -> list[InputError]:
         errors = []
         if not self.folder.is_dir():
-            return [InputError(display_path(self.folder), 0, "credentials folder is missing",
-                               "run `keybuzz init` or `keybuzz secrets generate`")]
+            return [InputError(display_path(self.folder), 0, "credentials folder is missing", ADD_HINT)]
         mode = stat.S_IMODE(self.folder.stat().st_mode)
         if mode & 0o077:
             errors.append(InputError(display_path(self.folder), 0, f"credentials folder is {mode:04o}, must be 0700",
@@ -173,7 +192,13 @@ class CredentialStore:
         if not self.folder.is_dir():
             return result, errors
         for file in sorted(self.folder.glob("*.env")):
-            values, file_errors = parse_env(file.read_text(), display_path(file))
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                errors.append(InputError(display_path(file), 0, f"cannot read: {type(exc).__name__}",
+                                         "credentials files are UTF-8 text, readable by the installer"))
+                continue
+            values, file_errors = parse_env(text, display_path(file))
             errors.extend(file_errors)
             for key, value in values.items():
                 if is_secret_key(key):
@@ -181,10 +206,32 @@ class CredentialStore:
             result[file.stem] = values
         return result, errors
 
+    def missing_errors(self, services: list[str]) -> list[InputError]:
+        """Files or keys these services need that are absent (names only, never values)."""
+        errors = []
+        for service in services:
+            path = self.path(service)
+            if not path.is_file():
+                errors.append(InputError(display_path(path), 0, "credentials file is missing", ADD_HINT))
+                continue
+            present, _ = parse_env(path.read_text(), display_path(path))
+            missing = [spec.key for spec in SERVICE_CREDENTIALS[service] if spec.key not in present]
+            if missing:
+                errors.append(InputError(display_path(path), 0, "missing " + ", ".join(missing), ADD_HINT))
+        return errors
+
     def ensure(self, services: list[str] | None = None) -> list[str]:
-        """Create missing files and keys; never change an existing value. Returns what was added."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.folder, 0o700)
+        """Create missing files and keys; never change an existing value. Returns what was added.
+
+        An existing folder with open permissions is refused (InputErrors with the chmod), not fixed.
+        """
+        if self.folder.exists():
+            problems = self.permission_errors()
+            if problems:
+                raise InputErrors(problems)
+        else:
+            self.folder.mkdir(mode=0o700, parents=True)
+            os.chmod(self.folder, 0o700)
         added: list[str] = []
         for service in services or list(SERVICE_CREDENTIALS):
             path = self.path(service)

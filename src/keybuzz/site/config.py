@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Strict(BaseModel):
@@ -129,12 +129,13 @@ class KeybuzzConfig(Strict):
     tuning: Tuning = Tuning()
     haproxy: HaproxySettings = HaproxySettings()
 
-    @model_validator(mode="after")
-    def _unique_vips(self) -> KeybuzzConfig:
-        vips = [lb.vip for lb in self.load_balancers]
+    @field_validator("load_balancers")
+    @classmethod
+    def _unique_vips(cls, load_balancers: list[LoadBalancer]) -> list[LoadBalancer]:
+        vips = [lb.vip for lb in load_balancers]
         if len(set(vips)) != len(vips):
             raise ValueError("two load balancers share a VIP")
-        return self
+        return load_balancers
 
     def load_balancer_for(self, port: int) -> LoadBalancer | None:
         return next((lb for lb in self.load_balancers if port in lb.ports), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from keybuzz.errors import InputError, InputErrors, display_path
@@ -66,6 +67,17 @@ def _load_versions(root: Path, errors: list[InputError]) -> Versions | None:
     return versions
 
 
+def _raw_network(located: LocatedYaml | None) -> ipaddress.IPv4Network | None:
+    """network.cidr even when another key of keybuzz.yaml is wrong, so servers are still range-checked."""
+    if located is None or not isinstance(located.data, dict):
+        return None
+    raw = located.data.get("network", {})
+    try:
+        return ipaddress.IPv4Network(raw.get("cidr", "10.0.0.0/16") if isinstance(raw, dict) else "")
+    except (ValueError, TypeError):
+        return None
+
+
 def _load_balancer_errors(config: KeybuzzConfig, servers: list[Server], located: LocatedYaml | None,
                           file: str) -> list[InputError]:
     """A VIP is an address of the private network that no server owns (the managed LB holds it)."""
@@ -96,7 +108,7 @@ def load_site(root: Path, *, require_credentials: bool = True) -> Site:
     servers_ok = False
     text = _read(servers_path, errors)
     if text is not None:
-        network = config.network.cidr if config else None
+        network = config.network.cidr if config else _raw_network(located_config)
         servers, server_errors = parse_servers_tsv(text, display_path(servers_path), network)
         errors.extend(server_errors)
         servers_ok = not server_errors

@@ -163,6 +163,10 @@ def _parse_row(row: dict[str, str], file: str, line: int, network: ipaddress.IPv
     if private_ip is not None and network is not None and private_ip not in network:
         errors.append(InputError(file, line, f"private_ip {private_ip} is outside the private network {network}",
                                  "fix the address or network.cidr in keybuzz.yaml"))
+    elif private_ip is not None and network is not None and network.prefixlen < 31 and \
+            private_ip in (network.network_address, network.broadcast_address):
+        errors.append(InputError(file, line, f"private_ip {private_ip} is the network or broadcast address of "
+                                 f"{network}", "use a host address"))
     public_ip = None
     if row.get("public_ip"):
         public_ip = _parse_ip(row["public_ip"], "public_ip", file, line, errors)
@@ -184,29 +188,34 @@ def _parse_row(row: dict[str, str], file: str, line: int, network: ipaddress.IPv
     return Server(hostname, private_ip, public_ip, roles, fqdn, line)
 
 
+def _unique_value(column: str, value: str) -> str | None:
+    """The value to compare for duplicates, or None when the cell is empty or invalid (reported elsewhere)."""
+    if column == "hostname":
+        return value if _valid_hostname(value) else None
+    if column == "fqdn":
+        return value.lower().rstrip(".") if value and _valid_fqdn(value) else None
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        return None
+
+
 def _cross_checks(rows: list[tuple[int, dict[str, str]]], file: str) -> list[InputError]:
     """Duplicates and quorum sizes, over every readable row (also rows with their own errors)."""
     errors: list[InputError] = []
-    seen_names: dict[str, int] = {}
-    seen_ips: dict[ipaddress.IPv4Address, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     by_role: dict[str, list[int]] = {}
     for line, row in rows:
         if any(value and _looks_like_secret(value) for value in row.values()):
             continue
-        hostname = row["hostname"]
-        if _valid_hostname(hostname):
-            if hostname in seen_names:
-                errors.append(InputError(file, line, f"duplicate hostname {hostname}",
-                                         f"already on line {seen_names[hostname]}"))
-            seen_names.setdefault(hostname, line)
-        try:
-            ip = ipaddress.IPv4Address(row["private_ip"])
-        except ValueError:
-            ip = None
-        if ip is not None:
-            if ip in seen_ips:
-                errors.append(InputError(file, line, f"duplicate private_ip {ip}", f"already on line {seen_ips[ip]}"))
-            seen_ips.setdefault(ip, line)
+        for column in ("hostname", "private_ip", "public_ip", "fqdn"):
+            value = _unique_value(column, row.get(column, ""))
+            if value is None:
+                continue
+            if (column, value) in seen:
+                errors.append(InputError(file, line, f"duplicate {column} {value}",
+                                         f"already on line {seen[(column, value)]}"))
+            seen.setdefault((column, value), line)
         for role in {r.strip() for r in row["roles"].split(",")} & set(QUORUM_ROLES):
             by_role.setdefault(role, []).append(line)
     for role in QUORUM_ROLES:

@@ -12,6 +12,7 @@ from keybuzz.errors import InputError
 
 Path_ = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+_MAX_VALUES = 10_000  # a keybuzz.yaml holds a few hundred
 
 
 @dataclass
@@ -33,32 +34,35 @@ class _YamlProblem(Exception):
         self.line, self.message, self.hint = line, message, hint
 
 
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: yaml.Node, constructor: yaml.constructor.SafeConstructor) -> Any:
     try:
-        return yaml.safe_load(yaml.serialize(node))
-    except yaml.YAMLError as exc:  # a tag safe_load refuses (!!python/object...); its mark is of the copy
+        return constructor.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:  # a tag safe_load refuses (!!python/object...)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise _YamlProblem(node.start_mark.line + 1, f"YAML error: {problem}", "use plain values, no tags") from None
 
 
-def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], constructor: yaml.constructor.SafeConstructor) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
+    if len(lines) > _MAX_VALUES:  # aliases can expand a small file exponentially ("billion laughs")
+        raise _YamlProblem(node.start_mark.line + 1, f"more than {_MAX_VALUES} values once aliases are expanded",
+                           "write the values out; settings files need no aliases")
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _YamlProblem(line, "a key is a list or a mapping", "keys are plain names")
-            key = _scalar(key_node)
+            key = _scalar(key_node, constructor)
             if key in out:
                 raise _YamlProblem(line, f"key {key!r} appears twice (first on line {lines[(*path, key)]})",
                                    "keep one: YAML would silently use the last")
             lines[(*path, key)] = line
-            out[key] = _walk(value_node, (*path, key), lines)
+            out[key] = _walk(value_node, (*path, key), lines, constructor)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return _scalar(node)
+        return [_walk(item, (*path, i), lines, constructor) for i, item in enumerate(node.value)]
+    return _scalar(node, constructor)
 
 
 def load_yaml(text: str, file: str) -> tuple[LocatedYaml | None, list[InputError]]:
@@ -66,7 +70,7 @@ def load_yaml(text: str, file: str) -> tuple[LocatedYaml | None, list[InputError
     lines: dict[Path_, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = {} if node is None else _walk(node, (), lines)
+        data = {} if node is None else _walk(node, (), lines, yaml.constructor.SafeConstructor())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -75,6 +79,9 @@ def load_yaml(text: str, file: str) -> tuple[LocatedYaml | None, list[InputError
                                  "check indentation, colons and quotes")]
     except _YamlProblem as exc:
         return None, [InputError(file, exc.line, exc.message, exc.hint)]
+    except RecursionError:
+        return None, [InputError(file, 1, "YAML nested too deeply or an alias refers to itself",
+                                 "settings files are a few levels deep; remove the alias loop")]
     return LocatedYaml(data, lines), []
 
 

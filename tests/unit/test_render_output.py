@@ -1,0 +1,133 @@
+"""`render --out`: per-host folders, secret values redacted everywhere, never over a foreign folder."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from keybuzz.containers import ContainerSpec, Mount
+from keybuzz.modules import MODULES, Module, NotLanded
+from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
+from keybuzz.render_output import MARKER, RenderRefused, write_render
+from keybuzz.site import Site, load_site
+
+
+class RedisLike(Module):
+    """Renders what a real module does with a secret: a 0600 file and an --env-file, on every redis server."""
+
+    number, name, title, roles = 4, "redis", "crafted redis", ("redis",)
+
+    def render(self, site: Site) -> Plans:
+        password = site.secret("redis", "REDIS_PASSWORD")
+        plans: Plans = {}
+        for server in site.with_role("redis"):
+            plans[server.hostname] = HostPlan(
+                server.hostname,
+                directories=[DirSpec("/opt/keybuzz/redis/data", 0o750, "999", data=True)],
+                files=[FileSpec("/opt/keybuzz/redis/redis.conf", f"bind {server.private_ip}\nrequirepass {password}\n",
+                                secret=True),
+                       FileSpec("/opt/keybuzz/redis/redis.env", f"REDIS_PASSWORD={password}\n", secret=True),
+                       FileSpec("/opt/keybuzz/redis/README", "no secret here\n")],
+                containers=[ContainerSpec("redis", site.image("redis"), "redis",
+                                          env_file="/opt/keybuzz/redis/redis.env",
+                                          mounts=(Mount("/opt/keybuzz/redis/redis.conf", "/etc/redis.conf", True),))])
+        return plans
+
+
+def every_text(root: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in root.rglob("*") if p.is_file())
+
+
+def test_per_host_folders_with_redacted_files_and_a_manifest(seed_site: Path, tmp_path: Path, kb):
+    site = load_site(seed_site)
+    out = tmp_path / "render"
+    summary = write_render(site, out, [RedisLike()])
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "redis-01", "redis-02", "redis-03"]
+    assert (summary.hosts, summary.files, summary.containers, summary.pending) == (3, 9, 3, [])
+    host = out / "redis-02"
+    conf = host / "files" / "opt/keybuzz/redis/redis.conf"
+    assert conf.read_text() == "bind 10.0.0.124\nrequirepass ***\n"
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert stat.S_IMODE((host / "files/opt/keybuzz/redis/README").stat().st_mode) == 0o644
+    manifest = json.loads((host / "manifest.json").read_text())
+    assert manifest["modules"] == ["4 redis"] and manifest["roles"] == ["redis"]
+    assert manifest["directories"][0]["mode"] == "0750"
+    files = {f["path"]: f for f in manifest["files"]}
+    assert files["/opt/keybuzz/redis/redis.env"]["secret"] is True
+    assert files["/opt/keybuzz/redis/redis.env"]["mode"] == "0600"
+    argv = manifest["containers"][0]["argv"]
+    assert argv[:2] == ["docker", "run"] and "--env-file" in argv and "redis:7.2.5-alpine" in argv
+    text = every_text(out)
+    for value in kb.secret_values(seed_site):
+        assert value not in text
+
+
+def test_every_server_of_a_pending_module_gets_a_folder_saying_so(seed_site: Path, tmp_path: Path):
+    site = load_site(seed_site)
+    base_os = next(m for m in MODULES if m.name == "base_os")
+    if base_os.implemented:
+        pytest.skip("base_os has landed: covered by its own tests")
+    summary = write_render(site, tmp_path / "out", [base_os])
+    assert summary.hosts == 49 and summary.files == 0
+    assert summary.pending and "base_os" in summary.pending[0]
+    manifest = json.loads((tmp_path / "out" / "app-01" / "manifest.json").read_text())
+    assert manifest["pending_modules"] == ["2 base_os"] and manifest["files"] == []
+
+
+def test_refuses_a_foreign_folder_and_replaces_an_earlier_render(seed_site: Path, tmp_path: Path, kb):
+    site = load_site(seed_site)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    before = kb.tree(tmp_path)
+    with pytest.raises(RenderRefused):
+        write_render(site, foreign, [RedisLike()])
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(RenderRefused):
+        write_render(site, tmp_path / "a-file", [RedisLike()])
+    (tmp_path / "a-file").unlink()
+    assert kb.tree(tmp_path) == before
+
+    out = tmp_path / "out"
+    write_render(site, out, [RedisLike()])
+    (out / "redis-01" / "stale").write_text("from an older render")
+    write_render(site, out, [RedisLike()])
+    assert not (out / "redis-01" / "stale").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "out", "site"], "no staging folder left behind"
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: f"{m.number}-{m.name}")
+def test_registry_modules_never_put_a_secret_in_argv_or_plain_files(seed_site: Path, module: Module, kb):
+    """Every registry module on the seed site: pending ones say so, landed ones keep secrets in secret files."""
+    site = load_site(seed_site)
+    if not module.implemented:
+        with pytest.raises(NotLanded, match=f"module {module.number} {module.name}"):
+            module.render(site)
+        return
+    plans = module.render(site)
+    values = kb.secret_values(seed_site)
+    for plan in plans.values():
+        for spec in plan.files:
+            if not spec.secret:
+                assert not any(v in spec.content for v in values), spec.path
+            else:
+                assert spec.mode == 0o600
+        for container in plan.containers:
+            argv = " ".join(container.run_argv(site.config.container_cli, "h"))
+            assert not any(v in argv for v in values), container.name
+
+
+class Escaping(Module):
+    number, name, title, roles = 98, "escaping", "a buggy module", ("redis",)
+
+    def render(self, site: Site) -> Plans:
+        return {"redis-01": HostPlan("redis-01", files=[FileSpec("/opt/../../../../escaped", "x")])}
+
+
+def test_a_file_path_with_dotdot_never_escapes_the_output(seed_site: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match=r"contains '\.\.'"):
+        write_render(load_site(seed_site), tmp_path / "out", [Escaping()])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
