@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from keybuzz.errors import InputErrors
+from keybuzz.lab.cli import lab_app
 from keybuzz.secrets import redact
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -29,6 +30,7 @@ def _redacted_excepthook(kind: type[BaseException], value: BaseException, tb: Tr
 
 
 sys.excepthook = _redacted_excepthook
+app.add_typer(lab_app, name="lab")
 
 SiteOption = Annotated[Path, typer.Option("--site", "-s", envvar="KEYBUZZ_SITE",
                                           help="Site folder (servers.tsv, keybuzz.yaml, ...).")]

@@ -1,0 +1,76 @@
+"""Lab fixtures: one small lab for the whole session, real hosts reached over SSH.
+
+Environment (so several people can run lab tests on one machine at once):
+  KEYBUZZ_TEST_LAB_DIR     lab folder of the session lab (default /srv/keybuzz-lab/pytest)
+  KEYBUZZ_TEST_LAB_SUBNET  its subnet (default 10.77.0.0/16)
+A lab that is already up in that folder is reused and left running; one the session
+started is removed at the end.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from keybuzz.lab import Lab
+
+LAB_DIR = Path(os.environ.get("KEYBUZZ_TEST_LAB_DIR", "/srv/keybuzz-lab/pytest"))
+LAB_SUBNET = ipaddress.IPv4Network(os.environ.get("KEYBUZZ_TEST_LAB_SUBNET", "10.77.0.0/16"))
+TOOLS = ("podman", "debootstrap", "sshd", "ssh", "tini", "haproxy", "nsenter", "unshare", "ip")
+HERE = Path(__file__).parent
+
+
+def lab_unavailable() -> str | None:
+    """Why this machine cannot run the lab at all (then lab tests skip); None when it can."""
+    if not sys.platform.startswith("linux"):
+        return "the lab needs Linux namespaces"
+    if os.geteuid() != 0:
+        return "the lab needs root (namespaces, bridges, mounts): run `sudo make test`"
+    probe = subprocess.run(["unshare", "--net", "--mount", "--uts", "--ipc", "--pid", "--fork", "true"],
+                           capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        return f"Linux namespaces unavailable here: {probe.stderr.strip()}"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/lab carries the `lab` marker (`-m 'not lab'` runs the rest)."""
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture(autouse=True)
+def _lab_guard() -> None:
+    """Skip with the reason when the machine cannot run a lab; missing tools are a failure, not a skip."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: run scripts/setup-machine.sh")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """A running small lab (14 servers + 2 load-balancer hosts) with its site at `lab.site_dir`.
+
+    Tests that inject faults must leave hosts up: call `lab.restore()` in a finally.
+    """
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    session_lab = Lab(LAB_DIR)
+    report = session_lab.up("small", LAB_SUBNET)  # a reused lab gets its down hosts booted, its links healed
+    try:
+        yield session_lab
+    finally:
+        if not report.already_up:
+            session_lab.down()

@@ -1,0 +1,73 @@
+"""Lab topologies and kernel names: pure data, checked without root."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from keybuzz.lab.errors import LabError
+from keybuzz.lab.topology import Names, check_lab_dir, host_ip, parse_subnet, topology
+
+SUBNET = ipaddress.IPv4Network("10.77.0.0/16")
+
+
+def test_small_topology_keeps_the_seed_last_octets() -> None:
+    hosts = {h.name: str(host_ip(SUBNET, h.offset)) for h in topology("small")}
+    assert hosts["haproxy-01"] == "10.77.0.11" and hosts["haproxy-02"] == "10.77.0.12"
+    assert [hosts[f"redis-0{i}"] for i in (1, 2, 3)] == ["10.77.0.123", "10.77.0.124", "10.77.0.125"]
+    assert hosts["db-master-01"] == "10.77.0.120" and hosts["maria-03"] == "10.77.0.172"
+    assert hosts["lb-internal"] == "10.77.0.10" and hosts["lb-mariadb"] == "10.77.0.20"
+    assert len(hosts) == 16
+
+
+def test_small_topology_roles_and_load_balancers() -> None:
+    specs = topology("small")
+    roles = [role for h in specs for role in h.roles]
+    assert {r: roles.count(r) for r in set(roles)} == {"haproxy": 2, "db": 3, "redis": 3, "queue": 3, "maria": 3}
+    assert {h.name: h.lb for h in specs if h.lb} == {"lb-internal": "lb-internal", "lb-mariadb": "lb-mariadb"}
+
+
+def test_seed_topology_drops_what_cannot_run_here() -> None:
+    roles = {role for h in topology("seed") for role in h.roles}
+    assert not roles & {"minio", "proxysql", "k3s-master", "k3s-worker", "install"}
+    assert {"haproxy", "db", "redis", "queue", "maria", "monitor", "app"} <= roles
+
+
+def test_plain_hosts_topology() -> None:
+    specs = topology("hosts:50")
+    assert len(specs) == 50 and len({h.offset for h in specs}) == 50
+    assert str(host_ip(SUBNET, specs[0].offset)) == "10.77.1.1"
+    assert all(h.roles == ("app",) and h.lb is None for h in specs)
+
+
+@pytest.mark.parametrize("name", ["big", "hosts:0", "hosts:251", "hosts:x"])
+def test_unknown_topology_is_refused(name: str) -> None:
+    with pytest.raises(LabError, match="topology"):
+        topology(name)
+
+
+def test_names_fit_linux_limits_and_differ_per_folder() -> None:
+    a, b = Names.for_dir(Path("/srv/keybuzz-lab/a")), Names.for_dir(Path("/srv/keybuzz-lab/b"))
+    assert a.lab_id != b.lab_id
+    assert len(a.bridge) <= 15 and len(a.veth(250)) <= 15
+    assert a.netns("db-master-01").startswith(f"kb-{a.lab_id}-")
+
+
+@pytest.mark.parametrize("folder", ["/var/lib/keybuzz-lab", "/etc/lab", "/tmp/lab", "/run/lab", "/opt"])
+def test_lab_folder_outside_overlaid_dirs(folder: str) -> None:
+    with pytest.raises(LabError, match="overlay or replace"):
+        check_lab_dir(Path(folder))
+    assert check_lab_dir(Path("/srv/keybuzz-lab/x")) == Path("/srv/keybuzz-lab/x")
+
+
+@pytest.mark.parametrize("text", ["8.8.8.0/24", "10.77.0.0/28", "10.77.0.1/16", "nonsense"])
+def test_bad_subnets_are_refused(text: str) -> None:
+    with pytest.raises(LabError, match="subnet"):
+        parse_subnet(text)
+
+
+def test_host_offset_must_fit_the_subnet() -> None:
+    with pytest.raises(LabError, match="too small"):
+        host_ip(ipaddress.IPv4Network("10.77.0.0/23"), 600)
