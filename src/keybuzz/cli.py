@@ -189,3 +189,12 @@ def render(
         console.print(f"[yellow]{message}[/yellow]")
     console.print(f"{summary.files} files and {summary.containers} containers for {summary.hosts} hosts "
                   f"written to {out}")
+
+
+from keybuzz.cli_ops import register as _register_ops  # noqa: E402  (needs `app`; cli_ops imports cli lazily)
+
+_register_ops(app)
+
+from keybuzz.cli_drills import register as _register_drills  # noqa: E402  (needs `app`)
+
+_register_drills(app)

@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 SPEC_HASH_LABEL = "io.keybuzz.spec-hash"
 MODULE_LABEL = "io.keybuzz.module"
-DEFAULT_ULIMITS: tuple[tuple[str, str], ...] = (("nofile", "65536:65536"), ("nproc", "65536:65536"))
+# No --ulimit flags by default: the container CLI's defaults apply (dockerd's, or default_ulimits
+# in containers.conf). Explicit values above the hard limit the runtime inherits fail at start
+# ("crun: setrlimit RLIMIT_NOFILE: Operation not permitted"; 65536 did on the lab machine).
+DEFAULT_ULIMITS: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,18 @@ class DeployContext(Protocol):
         """A line for install.log and the screen (never pass a secret)."""
         ...
 
+    async def remove(self, hostnames: Sequence[str], plans: Plans, *, purge_data: bool) -> int:
+        """Remove these hosts' containers and files (data folders only with purge_data); returns changes."""
+        ...
+
+    async def ensure_line(self, hostname: str, path: str, line: str, *, match: str | None = None) -> int:
+        """`line` present once in `path` (replacing lines matching regex `match`); returns changes."""
+        ...
+
+    async def sysctl(self, hostname: str, key: str, value: str) -> int:
+        """Persist in /etc/sysctl.d/99-keybuzz.conf and apply live; returns changes."""
+        ...
+
 
 class NotLanded(Exception):
     """The module's issue has not landed: said plainly instead of rendering nothing."""
@@ -110,6 +122,11 @@ class Module(ABC):
 
     async def validate(self, ctx: DeployContext) -> list[CheckResult]:
         return []
+
+    async def cleanup(self, ctx: DeployContext, plans: Plans, purge_data: bool) -> None:
+        """Remove what deploy made. Override to also wipe outside state (e.g. DCS keys), then call super()."""
+        async with ctx.phase("remove containers and files" + (" and data" if purge_data else "")):
+            await ctx.remove(list(plans), plans, purge_data=purge_data)
 
 
 class PendingModule(Module):

@@ -1,0 +1,206 @@
+"""`keybuzz install`, `validate` and `cleanup`: the engine behind Typer commands (registered by cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from keybuzz.errors import OperationFailed
+
+SITE_HELP = "Site folder (servers.tsv, keybuzz.yaml, ...)."
+SiteOption = Annotated[Path, typer.Option("--site", "-s", envvar="KEYBUZZ_SITE", help=SITE_HELP)]
+DEFAULT_SITE = Path("site")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    from keybuzz.cli import err_console
+
+    err_console.print(message, markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def _report_failure(exc: OperationFailed) -> None:
+    from rich.markup import escape
+
+    from keybuzz.cli import err_console
+    from keybuzz.logs import get_logger
+    from keybuzz.secrets import redact
+
+    where = ", ".join(f"{label} {value}" for label, value in
+                      (("module", exc.module), ("host", exc.host), ("step", exc.step)) if value)
+    get_logger("engine").error("result=stopped %s error=%s resume=%s", where, exc, exc.resume)
+    err_console.print(f"[bold red]FAILED[/bold red] ({escape(redact(where))})", highlight=False)
+    err_console.print(redact(str(exc)), markup=False, highlight=False)
+    if exc.resume:
+        err_console.print(f"Fix the cause, then resume with:\n  {exc.resume}", markup=False, highlight=False)
+
+
+def _results_table(title: str, results: list) -> Table:
+    table = Table(title=title)
+    for column in ("module", "status", "changes", "restarts", "duration"):
+        table.add_column(column)
+    style = {"failed": "red", "not implemented yet": "yellow"}
+    for r in results:
+        table.add_row(f"{r.number} {r.name}", r.status, str(r.changes), str(r.restarts), f"{r.duration:.1f} s",
+                      style=style.get(r.status, ""))
+    return table
+
+
+def install(
+    site: SiteOption = DEFAULT_SITE,
+    start_from_module: Annotated[int | None, typer.Option(
+        "--start-from-module", help="Skip modules numbered below N (resume after a failure).")] = None,
+    only: Annotated[str | None, typer.Option("--only", help="Comma-separated module names or numbers.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print per-host diffs; change nothing.")] = False,
+    clean: Annotated[bool, typer.Option("--clean", help="Clean up each selected module first (needs --yes).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm --clean.")] = False,
+    skip_cleanup: Annotated[bool, typer.Option(
+        "--skip-cleanup", help="Do not clean up before installing (the default; accepted for the seed's habit).")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every action, not only changes.")] = False,
+) -> None:
+    """Install the landed modules in the seed's order, each validated before the next."""
+    from keybuzz.cli import console, load
+    from keybuzz.engine import Engine, InstallFailed, install_modules, select_modules
+    from keybuzz.modules import MODULES
+
+    if clean and skip_cleanup:
+        raise _fail("--clean and --skip-cleanup contradict each other; pick one")
+    if clean and not yes and not dry_run:
+        raise _fail("--clean removes the containers and files of every selected module before installing; "
+                    "add --yes to confirm (data folders are kept)")
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    try:
+        modules = select_modules(MODULES, start_from=start_from_module, only=names)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    loaded = load(site)
+
+    async def run() -> list:
+        async with Engine(loaded, dry_run=dry_run, console=console, verbose=verbose) as engine:
+            results = await install_modules(engine, modules, clean=clean, only=names)
+            console.print(_results_table(f"install {site}" + (" (dry-run)" if dry_run else ""), results))
+            verb = "would change" if dry_run else "changes"
+            restarts = "container (re)starts that would happen" if dry_run else "container (re)starts"
+            console.print(f"{engine.stats.changes} {verb}, {engine.stats.restarts} {restarts}")
+            return results
+
+    try:
+        asyncio.run(run())
+    except InstallFailed as exc:
+        console.print(_results_table(f"install {site}", exc.results))
+        _report_failure(exc)
+        raise typer.Exit(1) from None
+    except OperationFailed as exc:
+        _report_failure(exc)
+        raise typer.Exit(1) from None
+
+
+def validate(
+    module: Annotated[str | None, typer.Argument(help="Module name or number (default: every landed module).")] = None,
+    site: SiteOption = DEFAULT_SITE,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Run the modules' checks against the running platform; exit 1 if any fails."""
+    from keybuzz.cli import console, load, print_json
+    from keybuzz.engine import Engine, validate_module
+    from keybuzz.modules import MODULES, module_by_name
+    from keybuzz.modules.base import CheckResult
+    from keybuzz.secrets import redact
+
+    try:
+        modules = [module_by_name(module)] if module else list(MODULES)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    loaded = load(site)
+    report: list[dict] = []
+
+    async def run() -> None:
+        async with Engine(loaded, console=console) as engine:
+            for mod in modules:
+                entry: dict = {"module": mod.name, "number": mod.number, "checks": []}
+                report.append(entry)
+                if not mod.implemented:
+                    entry["status"] = "not implemented yet"
+                    continue
+                if not mod.hosts(loaded):
+                    entry["status"] = "no servers"
+                    continue
+                try:
+                    checks = await validate_module(engine, mod)
+                except OperationFailed as exc:
+                    checks = [CheckResult("reachable", False, str(exc))]
+                entry["checks"] = [{"name": c.name, "ok": c.ok, "available": c.available,
+                                    "detail": redact(c.detail)} for c in checks]
+                entry["status"] = "ok" if all(c.ok or not c.available for c in checks) else "failed"
+
+    asyncio.run(run())
+    failed = any(e["status"] == "failed" for e in report)
+    if as_json:
+        print_json({"modules": report, "ok": not failed})
+    else:
+        table = Table(title=f"validate {site}")
+        for column in ("module", "check", "result", "detail"):
+            table.add_column(column, overflow="fold")
+        for entry in report:
+            if not entry["checks"]:
+                table.add_row(f"{entry['number']} {entry['module']}", "-", entry["status"], "", style="dim")
+            for check in entry["checks"]:
+                result = "ok" if check["ok"] else ("n/a" if not check["available"] else "FAIL")
+                style = {"ok": "green", "n/a": "dim", "FAIL": "red"}[result]
+                table.add_row(f"{entry['number']} {entry['module']}", check["name"], result, check["detail"],
+                              style=style)
+        console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+def cleanup(
+    module: Annotated[str, typer.Argument(help="Module name or number.")],
+    site: SiteOption = DEFAULT_SITE,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm removal of the module's containers and files.")] = False,
+    purge_data: Annotated[bool, typer.Option("--purge-data", help="Also delete data folders (asks for the name).")
+                          ] = False,
+    confirm: Annotated[str | None, typer.Option("--confirm", help="The module name, to --purge-data in scripts.")
+                       ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
+) -> None:
+    """Remove a module's containers and files; data folders only with --purge-data."""
+    from keybuzz.cli import console, load
+    from keybuzz.engine import Engine, cleanup_module
+    from keybuzz.modules import module_by_name
+
+    try:
+        chosen = module_by_name(module)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    if not chosen.implemented:
+        raise _fail(f"module {chosen.number} {chosen.name} is not implemented yet: nothing to clean up")
+    if not yes and not dry_run:
+        raise _fail(f"cleanup removes the containers and files of {chosen.name} on every host; add --yes to confirm")
+    if purge_data and not dry_run:
+        typed = confirm if confirm is not None else typer.prompt(
+            f"--purge-data deletes the data of {chosen.name} for good. Type the module name to confirm")
+        if typed.strip() != chosen.name:
+            raise _fail(f"confirmation {typed!r} does not match {chosen.name!r}; nothing was changed")
+    loaded = load(site)
+
+    async def run() -> None:
+        async with Engine(loaded, dry_run=dry_run, console=console) as engine:
+            result = await cleanup_module(engine, chosen, purge_data=purge_data)
+            console.print(_results_table(f"cleanup {site}", [result]))
+
+    try:
+        asyncio.run(run())
+    except OperationFailed as exc:
+        _report_failure(exc)
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer) -> None:
+    for command in (install, validate, cleanup):
+        app.command()(command)

@@ -1,0 +1,138 @@
+"""install / validate / cleanup: modules in the seed's order, each validated before the next."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.markup import escape
+
+from keybuzz.engine.context import Engine
+from keybuzz.errors import OperationFailed
+from keybuzz.modules.base import CheckResult, Module
+from keybuzz.secrets import redact
+
+
+@dataclass
+class ModuleResult:
+    number: int
+    name: str
+    status: str  # installed, would install, failed, not implemented yet, no servers, cleaned
+    changes: int = 0
+    restarts: int = 0
+    duration: float = 0.0
+    checks: list[CheckResult] = field(default_factory=list)
+    error: str = ""
+
+
+class InstallFailed(OperationFailed):
+    """Install stopped at a module; carries every result so far and the command that resumes."""
+
+    def __init__(self, cause: OperationFailed, results: list[ModuleResult]):
+        self.results = results
+        super().__init__(str(cause), host=cause.host, module=cause.module, step=cause.step, resume=cause.resume)
+
+
+def select_modules(modules: Sequence[Module], *, start_from: int | None = None,
+                   only: Sequence[str] | None = None) -> list[Module]:
+    """The seed's order; --only takes names or numbers; unknown names raise KeyError naming the known ones."""
+    chosen = list(modules)
+    if only:
+        known = {m.name: m for m in modules} | {str(m.number): m for m in modules}
+        missing = [name for name in only if name not in known]
+        if missing:
+            listing = ", ".join(f"{m.number} {m.name}" for m in modules)
+            raise KeyError(f"unknown module(s) {', '.join(missing)}; known: {listing}")
+        wanted = {known[name].name for name in only}
+        chosen = [m for m in chosen if m.name in wanted]
+    if start_from is not None:
+        chosen = [m for m in chosen if m.number >= start_from]
+    return chosen
+
+
+def resume_command(site: Path, module: Module, only: Sequence[str] | None, dry_run: bool) -> str:
+    argv = ["keybuzz", "install", "--site", str(site), "--start-from-module", str(module.number)]
+    if only:
+        argv += ["--only", ",".join(only)]
+    if dry_run:
+        argv.append("--dry-run")
+    return shlex.join(argv)
+
+
+def failed_checks(checks: list[CheckResult]) -> list[CheckResult]:
+    return [c for c in checks if c.available and not c.ok]
+
+
+async def validate_module(engine: Engine, module: Module) -> list[CheckResult]:
+    engine.module = module.name
+    return await module.validate(engine)
+
+
+async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: bool = False,
+                          only: Sequence[str] | None = None) -> list[ModuleResult]:
+    """Deploy then validate each module; the first failure raises InstallFailed with the resume command."""
+    results: list[ModuleResult] = []
+    site = engine.site
+    for module in modules:
+        if not module.implemented:
+            results.append(ModuleResult(module.number, module.name, "not implemented yet"))
+            engine.console.print(f"[yellow]module {module.number} {escape(module.name)}: not implemented yet, "
+                                 "skipped[/yellow]")
+            continue
+        if not module.hosts(site):
+            results.append(ModuleResult(module.number, module.name, "no servers"))
+            engine.console.print(f"module {module.number} {module.name}: no server has role(s) "
+                                 f"{', '.join(module.roles)}, skipped", markup=False)
+            continue
+        result = ModuleResult(module.number, module.name, "would install" if engine.dry_run else "installed")
+        before_changes, before_restarts = engine.stats.changes, engine.stats.restarts
+        started = time.monotonic()
+        engine.module = module.name
+        engine.console.print(f"[bold]module {module.number} {escape(module.name)}[/bold] ({escape(module.title)})")
+        try:
+            plans = module.render(site)
+            if clean:
+                await module.cleanup(engine, plans, False)
+            await module.deploy(engine, plans)
+            if not engine.dry_run:
+                async with engine.phase("validate"):
+                    result.checks = await module.validate(engine)
+                    bad = failed_checks(result.checks)
+                    if bad:
+                        raise OperationFailed("validation failed: " + "; ".join(f"{c.name}: {c.detail}" for c in bad),
+                                              module=module.name, step=f"validate {bad[0].name}")
+        except Exception as exc:
+            failure = exc if isinstance(exc, OperationFailed) else OperationFailed(
+                f"{type(exc).__name__}: {redact(str(exc))}", module=module.name, step="render")
+            failure.module = failure.module or module.name
+            failure.resume = resume_command(site.root, module, only, engine.dry_run)
+            result.status, result.error = "failed", str(failure)
+            _finish(engine, result, before_changes, before_restarts, started)
+            results.append(result)
+            raise InstallFailed(failure, results) from exc
+        _finish(engine, result, before_changes, before_restarts, started)
+        results.append(result)
+    return results
+
+
+def _finish(engine: Engine, result: ModuleResult, changes: int, restarts: int, started: float) -> None:
+    result.changes = engine.stats.changes - changes
+    result.restarts = engine.stats.restarts - restarts
+    result.duration = time.monotonic() - started
+    engine.log.info("module=%s result=%s changes=%d restarts=%d duration=%.3fs", result.name, result.status,
+                    result.changes, result.restarts, result.duration)
+
+
+async def cleanup_module(engine: Engine, module: Module, *, purge_data: bool) -> ModuleResult:
+    """Remove the module's containers and files; data folders only with purge_data."""
+    started = time.monotonic()
+    before_changes, before_restarts = engine.stats.changes, engine.stats.restarts
+    engine.module = module.name
+    result = ModuleResult(module.number, module.name, "would clean" if engine.dry_run else "cleaned")
+    plans = module.render(engine.site)
+    await module.cleanup(engine, plans, purge_data)
+    _finish(engine, result, before_changes, before_restarts, started)
+    return result

@@ -1,0 +1,8 @@
+"""Remote hosts over SSH: connections, one-shot probes and idempotent operations with dry-run."""
+
+from keybuzz.remote.converge import HostOutcome, Reporter, converge_host, remove_host
+from keybuzz.remote.edits import ensure_line, ensure_sysctl
+from keybuzz.remote.ssh import CommandFailed, HostUnreachable, SshHost, SshPool, SshSettings
+
+__all__ = ["CommandFailed", "HostOutcome", "HostUnreachable", "Reporter", "SshHost", "SshPool", "SshSettings",
+           "converge_host", "ensure_line", "ensure_sysctl", "remove_host"]

@@ -1,0 +1,95 @@
+"""ContainerSpec -> argv (parsed, not string-compared), the spec hash, and no secret in any argv."""
+
+from __future__ import annotations
+
+import shlex
+
+from keybuzz.containers import MODULE_LABEL, SPEC_HASH_LABEL, ContainerSpec, Mount
+from keybuzz.remote.actions import plan_actions
+from keybuzz.remote.probe import HostState
+from keybuzz.render import DirSpec, FileSpec, HostPlan
+
+SECRET = "Zq8wL0vS3cretValue91"
+ENV = "/opt/keybuzz/demo/demo.env"
+CONF = "/opt/keybuzz/demo/demo.conf"
+
+
+def spec(**changes: object) -> ContainerSpec:
+    base: dict[str, object] = dict(name="keybuzz-demo", image="localhost/base:1", module="demo",
+                                   command=("sleep", "infinity"), env_file=ENV,
+                                   mounts=(Mount(CONF, "/etc/demo.conf", read_only=True),), restart_on=(CONF,))
+    base.update(changes)
+    return ContainerSpec(**base)  # type: ignore[arg-type]
+
+
+def flags(argv: list[str]) -> dict[str, list[str]]:
+    """Option -> values, for the options that take a value in our argv."""
+    takes_value = {"--name", "--restart", "--network", "--user", "--env-file", "-v", "--ulimit", "--label",
+                   "--entrypoint"}
+    out: dict[str, list[str]] = {}
+    index = 2
+    while index < len(argv) and argv[index].startswith("-"):
+        option = argv[index]
+        if option in takes_value:
+            out.setdefault(option, []).append(argv[index + 1])
+            index += 2
+        else:
+            out.setdefault(option, []).append("")
+            index += 1
+    out["<image>"] = [argv[index]]
+    out["<command>"] = argv[index + 1:]
+    return out
+
+
+def test_run_argv_options_parse_back_to_the_spec() -> None:
+    argv = spec(user="postgres", ulimits=(("nofile", "20000:20000"), ("nproc", "32768:32768"))).run_argv(
+        "podman", "abc123")
+    assert argv[:2] == ["podman", "run"]
+    parsed = flags(argv)
+    assert parsed["--name"] == ["keybuzz-demo"]
+    assert parsed["--restart"] == ["unless-stopped"]
+    assert parsed["--network"] == ["host"]
+    assert parsed["--user"] == ["postgres"]
+    assert parsed["--env-file"] == [ENV]
+    assert parsed["-v"] == [f"{CONF}:/etc/demo.conf:ro"]
+    assert dict(u.split("=", 1) for u in parsed["--ulimit"]) == {"nofile": "20000:20000", "nproc": "32768:32768"}
+    labels = dict(label.split("=", 1) for label in parsed["--label"])
+    assert labels == {MODULE_LABEL: "demo", SPEC_HASH_LABEL: "abc123"}
+    assert parsed["<image>"] == ["localhost/base:1"]
+    assert parsed["<command>"] == ["sleep", "infinity"]
+
+
+def test_docker_argv_and_default_ulimits_left_to_the_engine() -> None:
+    parsed = flags(spec(network_host=False).run_argv("docker", "h"))
+    assert "--ulimit" not in parsed and "--network" not in parsed
+
+
+def test_spec_hash_covers_image_args_env_file_and_watched_files() -> None:
+    files = {ENV: "e1", CONF: "c1", "/etc/unrelated": "u1"}
+    reference = spec().spec_hash(files)
+    assert spec().spec_hash(dict(files)) == reference  # stable
+    assert spec().spec_hash({**files, "/etc/unrelated": "u2"}) == reference  # unwatched file: no effect
+    assert spec().spec_hash({**files, ENV: "e2"}) != reference  # env-file content
+    assert spec().spec_hash({**files, CONF: "c2"}) != reference  # restart_on file content
+    assert spec(image="localhost/base:2").spec_hash(files) != reference
+    assert spec(command=("sleep", "1")).spec_hash(files) != reference
+    assert spec(mounts=()).spec_hash(files) != reference
+
+
+def test_no_secret_value_in_any_argv_or_command() -> None:
+    """Secrets reach the container through the 0600 env file, written from stdin."""
+    plan = HostPlan("demo-1", [DirSpec("/opt/keybuzz/demo")],
+                    [FileSpec(ENV, f"DEMO_PASSWORD={SECRET}\n", secret=True), FileSpec(CONF, "message=hi\n")],
+                    [spec()])
+    actions = plan_actions(plan, HostState(), "podman")
+    assert [a.kind for a in actions] == ["directory", "file", "file", "container"]
+    for action in actions:
+        assert SECRET not in action.command
+        for word in shlex.split(action.command):
+            assert SECRET not in word
+    container = actions[-1]
+    words = shlex.split(container.command)
+    assert "--env-file" in words and "-e" not in words and "--env" not in words
+    env_write = next(a for a in actions if a.target == ENV)
+    assert env_write.stdin is not None and SECRET in env_write.stdin
+    assert plan.file(ENV).mode == 0o600

@@ -1,0 +1,239 @@
+"""Change detection: probe output parsing and plan-vs-state actions (what a re-run does)."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from keybuzz.containers import ContainerSpec
+from keybuzz.errors import OperationFailed
+from keybuzz.remote.actions import plan_actions, probed_paths, removal_actions, watched_hashes, write_command
+from keybuzz.remote.probe import HostState, PathState, owner_matches, parse_probe, probe_script
+from keybuzz.render import DirSpec, FileSpec, HostPlan
+
+CONF = "/opt/keybuzz/demo/demo.conf"
+CONTENT = "message=hi\n"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def container(**changes: object) -> ContainerSpec:
+    base: dict[str, object] = dict(name="keybuzz-demo", image="localhost/base:1", module="demo",
+                                   command=("sleep", "infinity"), restart_on=(CONF,))
+    base.update(changes)
+    return ContainerSpec(**base)  # type: ignore[arg-type]
+
+
+def plan(*, content: str = CONTENT, mode: int = 0o644, create_only: bool = False) -> HostPlan:
+    return HostPlan("demo-1", [DirSpec("/opt/keybuzz/demo")],
+                    [FileSpec(CONF, content, mode=mode, create_only=create_only)], [container()])
+
+
+def converged(p: HostPlan, *, state: str = "running", spec_hash: str | None = None) -> HostState:
+    """The state a host is in after a successful converge of plan p."""
+    wanted = spec_hash if spec_hash is not None else p.containers[0].spec_hash(watched_hashes(p, HostState()))
+    out = ("#S\nS\t/opt/keybuzz/demo\tdirectory\t755\troot:root\t0:0\n"
+           f"S\t{CONF}\tregular file\t644\troot:root\t0:0\n"
+           f"#H\n{digest(CONTENT)}  {CONF}\n"
+           f"#C\nkeybuzz-demo\t{state}\tio.keybuzz.module=demo,io.keybuzz.spec-hash={wanted}\n")
+    return parse_probe(out)
+
+
+def test_probe_parses_docker_and_podman_container_lines() -> None:
+    state = parse_probe("#C\npg\tUp 3 minutes\tmap[io.keybuzz.module:postgres io.keybuzz.spec-hash:abc]\n"
+                        "redis\texited\tio.keybuzz.spec-hash=def,io.keybuzz.module=redis\n"
+                        "other\tUp 1 second\t\n")
+    assert state.containers["pg"].running and state.containers["pg"].spec_hash == "abc"
+    assert state.containers["pg"].module == "postgres"
+    assert not state.containers["redis"].running and state.containers["redis"].spec_hash == "def"
+    assert state.containers["other"].spec_hash == "" and state.containers["other"].module == ""
+
+
+def test_probe_script_is_valid_shell_quoting_every_path() -> None:
+    script = probe_script(["/opt/a b/c.conf", "/opt/x"], "podman")
+    stat_line = next(line for line in script.splitlines() if "stat " in line)
+    words = shlex.split(stat_line.split(";", 1)[1])
+    assert words[words.index("--") + 1:] == ["/opt/a b/c.conf", "/opt/x", "2>/dev/null"]
+    assert "podman ps -a" in script
+    assert "ps -a" not in probe_script(["/opt/x"], None)
+
+
+def test_probe_reports_container_cli_errors() -> None:
+    state = parse_probe("#C\n#X\nsh: podman: not found\n")
+    assert "not found" in state.container_error
+    with pytest.raises(OperationFailed, match="ps"):
+        plan_actions(plan(), state, "podman")
+
+
+def test_first_run_creates_everything_and_counts_one_restart() -> None:
+    actions = plan_actions(plan(), HostState(), "podman")
+    assert [(a.kind, a.summary) for a in actions] == [("directory", "create"), ("file", "create"),
+                                                      ("container", "create")]
+    assert sum(a.restarts for a in actions) == 1
+
+
+def test_rerun_on_converged_host_is_a_no_op() -> None:
+    p = plan()
+    assert plan_actions(p, converged(p), "podman") == []
+
+
+def test_changed_restart_on_file_recreates_the_container() -> None:
+    old = plan()
+    new = plan(content="message=changed\n")
+    actions = plan_actions(new, converged(old), "podman")
+    assert [(a.kind, a.target) for a in actions] == [("file", CONF), ("container", "keybuzz-demo")]
+    assert actions[1].summary.startswith("recreate") and actions[1].restarts == 1
+    words = shlex.split(actions[1].command.split(";")[0])
+    assert words[:2] == ["podman", "stop"]
+
+
+def test_stopped_container_is_started_not_recreated() -> None:
+    p = plan()
+    actions = plan_actions(p, converged(p, state="Exited"), "podman")
+    assert [(a.kind, shlex.split(a.command)[:2]) for a in actions] == [("container", ["podman", "start"])]
+
+
+def test_mode_only_difference_fixes_metadata_without_rewriting() -> None:
+    p = plan(mode=0o640)
+    actions = plan_actions(p, converged(plan()), "podman")
+    assert [(a.kind, a.summary) for a in actions] == [("metadata", "mode 0644 -> 0640")]
+    assert actions[0].stdin is None
+
+
+def test_create_only_file_is_never_overwritten_nor_restarts_its_container() -> None:
+    state = converged(plan(create_only=True))  # first install wrote it; the service rewrote it since
+    p = plan(content="a new render\n", create_only=True)
+    assert [a.kind for a in plan_actions(p, state, "podman")] == []
+    assert [a.kind for a in plan_actions(p, HostState(), "podman")][:2] == ["directory", "file"]
+
+
+def test_path_of_the_wrong_kind_is_an_error() -> None:
+    state = HostState(paths={CONF: PathState(kind="directory", mode=0o755)})
+    with pytest.raises(OperationFailed, match="not a regular file"):
+        plan_actions(plan(), state, "podman")
+
+
+def test_write_command_never_carries_content_and_renames_atomically() -> None:
+    command = write_command("/etc/a b.conf", 0o600, "postgres")
+    steps = [shlex.split(step) for step in command.split(";")]
+    assert ["umask", "077"] in steps
+    assert ["chmod", "0600", "/etc/a b.conf.keybuzz-tmp"] in steps
+    assert steps[-1] == ["mv", "-f", "/etc/a b.conf.keybuzz-tmp", "/etc/a b.conf"]
+
+
+def test_owner_matching_accepts_names_and_ids() -> None:
+    assert owner_matches("postgres", "postgres:postgres", "100:102")
+    assert owner_matches("100", "postgres:postgres", "100:102")
+    assert owner_matches("100:102", "postgres:postgres", "100:102")
+    assert not owner_matches("root", "postgres:postgres", "100:102")
+    assert not owner_matches("postgres:root", "postgres:postgres", "100:102")
+
+
+def test_probed_paths_include_watched_files_outside_the_plan() -> None:
+    p = HostPlan("h", containers=[container(restart_on=("/etc/external.conf",), env_file="/etc/x.env")])
+    assert probed_paths(p) == {"/etc/external.conf", "/etc/x.env"}
+
+
+def removal_plan() -> HostPlan:
+    return HostPlan("h", [DirSpec("/opt/keybuzz/demo"), DirSpec("/opt/keybuzz/demo/conf"),
+                          DirSpec("/opt/keybuzz/demo/data", data=True)],
+                    [FileSpec("/opt/keybuzz/demo/conf/a.conf", "x")], [container()])
+
+
+def everything_present(p: HostPlan) -> HostState:
+    paths = {d.path: PathState("directory", 0o755, "root:root", "0:0") for d in p.directories}
+    paths.update({f.path: PathState("file", 0o644, "root:root", "0:0", f.sha256) for f in p.files})
+    state = parse_probe("#C\nkeybuzz-demo\tUp\tio.keybuzz.module=demo\nkeybuzz-demo-old\tExited\t"
+                        "io.keybuzz.module=demo\nforeign\tUp\tio.keybuzz.module=redis\n")
+    state.paths = paths
+    return state
+
+
+def test_cleanup_keeps_data_and_its_parents_without_purge() -> None:
+    p = removal_plan()
+    actions = removal_actions(p, everything_present(p), "podman", "demo", purge_data=False)
+    targets = [a.target for a in actions]
+    assert targets == ["container keybuzz-demo", "container keybuzz-demo-old", "/opt/keybuzz/demo/conf/a.conf",
+                       "/opt/keybuzz/demo/conf"]
+    assert "foreign" not in " ".join(targets)
+
+
+def test_cleanup_purge_removes_data_deepest_first() -> None:
+    p = removal_plan()
+    actions = removal_actions(p, everything_present(p), "podman", "demo", purge_data=True)
+    folders = [a.target for a in actions if a.target.startswith("/opt") and a.summary != "delete file"]
+    assert folders[-1] == "/opt/keybuzz/demo"
+    assert set(folders) == {"/opt/keybuzz/demo", "/opt/keybuzz/demo/conf", "/opt/keybuzz/demo/data"}
+    assert shlex.split(actions[-1].command) == ["rm", "-rf", "--", "/opt/keybuzz/demo"]
+
+
+def test_cleanup_on_clean_host_does_nothing_and_refuses_top_level_folders() -> None:
+    assert removal_actions(removal_plan(), HostState(), "podman", "demo", purge_data=True) == []
+    dangerous = HostPlan("h", [DirSpec("/opt")])
+    state = HostState(paths={"/opt": PathState("directory", 0o755, "root:root", "0:0")})
+    with pytest.raises(OperationFailed, match="refusing"):
+        removal_actions(dangerous, state, "podman", "demo", purge_data=False)
+
+
+def test_probe_script_runs_under_sh_and_parses_real_stat_output(tmp_path: Path) -> None:
+    (tmp_path / "a b.conf").write_text(CONTENT)
+    (tmp_path / "a b.conf").chmod(0o640)
+    paths = [str(tmp_path / "a b.conf"), str(tmp_path), str(tmp_path / "missing")]
+    script = probe_script(paths, "false")  # a container CLI that fails: reported, not parsed as containers
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    state = parse_probe(out)
+    conf = state.path(str(tmp_path / "a b.conf"))
+    assert (conf.kind, conf.mode, conf.sha256) == ("file", 0o640, digest(CONTENT))
+    assert state.path(str(tmp_path)).kind == "directory"
+    assert not state.path(str(tmp_path / "missing")).present
+    assert state.containers == {} and state.container_error.startswith("container listing failed")
+
+
+def fake_cli(tmp_path: Path, listing: str, rc: int = 0) -> tuple[str, Path]:
+    """An executable standing in for podman: prints `listing` for `ps -a --format` and counts its calls."""
+    calls = tmp_path / "calls"
+    cli = tmp_path / "fakecli"
+    cli.write_text(f"#!/bin/sh\necho x >> {calls}\nprintf '%b' '{listing}'\nexit {rc}\n")
+    cli.chmod(0o755)
+    return str(cli), calls
+
+
+def run_probe(script: str) -> HostState:
+    return parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout)
+
+
+def test_container_listing_is_cached_until_the_engine_state_changes(tmp_path: Path) -> None:
+    cli, calls = fake_cli(tmp_path, "demo\\tUp 2 seconds\\tio.keybuzz.spec-hash=abc,io.keybuzz.module=demo\\n")
+    state_file = tmp_path / "bolt_state.db"
+    state_file.write_text("1")
+    script = probe_script([], cli, state_files=(str(state_file),), cache_dir=str(tmp_path / "cache"))
+    first = run_probe(script)
+    assert first.containers["demo"].spec_hash == "abc" and first.containers["demo"].running
+    second = run_probe(script)
+    assert second.containers == first.containers
+    assert calls.read_text().count("x") == 1  # the second probe did not start the CLI
+    state_file.write_text("22")  # a container changed state: the engine rewrote its database
+    assert run_probe(script).containers == first.containers
+    assert calls.read_text().count("x") == 2
+    uncached = probe_script([], cli, state_files=(), cache_dir=str(tmp_path / "cache2"))
+    run_probe(uncached)
+    run_probe(uncached)
+    assert calls.read_text().count("x") == 4  # no state file known: always ask the CLI
+
+
+def test_failing_container_cli_is_reported_and_never_cached(tmp_path: Path) -> None:
+    cli, calls = fake_cli(tmp_path, "Error: cannot open database\\n", rc=125)
+    state_file = tmp_path / "bolt_state.db"
+    state_file.write_text("1")
+    script = probe_script([], cli, state_files=(str(state_file),), cache_dir=str(tmp_path / "cache"))
+    for _ in range(2):
+        state = run_probe(script)
+        assert state.containers == {} and "cannot open database" in state.container_error
+    assert not (tmp_path / "cache" / "fakecli-ps.cache").exists()
+    assert calls.read_text().count("x") == 4  # asked every time: listing, then the error message
