@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from keybuzz.errors import InputError
 from keybuzz.modules.base import Module, NotLanded, PendingModule
+from keybuzz.modules.postgres import MODULE as POSTGRES
 
 if TYPE_CHECKING:
     from keybuzz.site import Site
@@ -14,7 +15,7 @@ MODULES: list[Module] = [
     PendingModule(2, "base_os", "Base OS & security", ("install", "haproxy", "db", "redis", "queue", "minio",
                                                          "maria", "proxysql", "k3s-master", "k3s-worker",
                                                          "monitor", "app")),
-    PendingModule(3, "postgres", "PostgreSQL HA (Patroni) + HAProxy + PgBouncer", ("db", "haproxy")),
+    POSTGRES,
     PendingModule(4, "redis", "Redis HA (Sentinel) + HAProxy", ("redis", "haproxy")),
     PendingModule(5, "rabbitmq", "RabbitMQ HA (quorum queues)", ("queue", "haproxy")),
     PendingModule(6, "minio", "MinIO S3 (distributed)", ("minio",)),

@@ -1,0 +1,122 @@
+"""Patroni's REST API, asked directly from the control machine (private network or lab bridge).
+
+Unsafe calls (PATCH /config, POST /switchover, /reload) carry HTTP basic auth built in memory:
+the password is never in an argv (curl -u would put it there) nor in a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from keybuzz.modules.postgres import layout
+from keybuzz.site import Site
+
+TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One node's own view (GET /patroni), never the cluster view of another node."""
+
+    hostname: str
+    ip: str
+    reachable: bool
+    role: str = ""  # primary | replica | ""
+    state: str = ""  # running | streaming | starting | stopped ...
+    replication_state: str = ""  # streaming | in archive recovery ... (replicas)
+    timeline: int | None = None
+    wal_position: int | None = None  # primary: current location; replica: replayed location
+
+    @property
+    def is_leader(self) -> bool:
+        return self.reachable and self.role in ("primary", "master") and self.state == "running"
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.reachable and self.role == "replica" and self.replication_state == "streaming"
+
+
+def _auth_header(site: Site) -> str:
+    creds = site.credentials[layout.MODULE]
+    token = f"{creds['PATRONI_RESTAPI_USER']}:{creds['PATRONI_RESTAPI_PASSWORD']}".encode()
+    return "Basic " + base64.b64encode(token).decode()
+
+
+def _request(url: str, method: str, body: dict[str, Any] | None, auth: str | None,
+             timeout: float) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if auth:
+        request.add_header("Authorization", auth)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode(errors="replace")
+    try:
+        return status, json.loads(text) if text.strip() else None
+    except json.JSONDecodeError:
+        return status, text
+
+
+async def call(ip: str, path: str, *, method: str = "GET", body: dict[str, Any] | None = None,
+               site: Site | None = None, port: int = layout.REST_PORT,
+               timeout: float = TIMEOUT_S) -> tuple[int, Any]:
+    """(status, parsed body). `site` given means: authenticate (unsafe endpoints)."""
+    auth = _auth_header(site) if site is not None else None
+    return await asyncio.to_thread(_request, f"http://{ip}:{port}{path}", method, body, auth, timeout)
+
+
+def _parse_state(hostname: str, ip: str, doc: dict[str, Any]) -> NodeState:
+    xlog = doc.get("xlog") or {}
+    position = xlog.get("location", xlog.get("replayed_location"))
+    return NodeState(hostname=hostname, ip=ip, reachable=True, role=str(doc.get("role", "")),
+                     state=str(doc.get("state", "")), replication_state=str(doc.get("replication_state", "")),
+                     timeline=doc.get("timeline"), wal_position=position)
+
+
+async def node_state(hostname: str, ip: str) -> NodeState:
+    try:
+        status, doc = await call(ip, "/patroni")
+    except (OSError, TimeoutError):
+        return NodeState(hostname, ip, reachable=False)
+    if not isinstance(doc, dict) or (status >= 500 and "role" not in doc):
+        return NodeState(hostname, ip, reachable=False)
+    return _parse_state(hostname, ip, doc)
+
+
+async def cluster_states(site: Site) -> list[NodeState]:
+    servers = site.with_role("db")
+    return list(await asyncio.gather(*(node_state(s.hostname, str(s.private_ip)) for s in servers)))
+
+
+def leader_of(states: list[NodeState]) -> NodeState | None:
+    leaders = [s for s in states if s.is_leader]
+    return leaders[0] if len(leaders) == 1 else None
+
+
+def replica_lag(leader: NodeState, replica: NodeState) -> int | None:
+    if leader.wal_position is None or replica.wal_position is None:
+        return None
+    return max(0, leader.wal_position - replica.wal_position)
+
+
+def healthy(states: list[NodeState], max_lag: int) -> bool:
+    """Exactly one leader and every other node streaming within the failover lag."""
+    leader = leader_of(states)
+    if leader is None:
+        return False
+    replicas = [s for s in states if s is not leader]
+    for replica in replicas:
+        lag = replica_lag(leader, replica)
+        if not replica.is_streaming or lag is None or lag > max_lag:
+            return False
+    return True

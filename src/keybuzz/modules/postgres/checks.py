@@ -1,0 +1,188 @@
+"""`keybuzz validate postgres`: real clients through the load balancer, each node asked itself."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+import uuid
+
+import psycopg
+
+from keybuzz.modules.base import CheckResult, DeployContext
+from keybuzz.modules.postgres import api, layout
+from keybuzz.modules.postgres.client import app_conninfo, lb_vip
+from keybuzz.modules.postgres.sql import psql
+from keybuzz.secrets import redact
+from keybuzz.site import Site
+
+REPLICATION_BOUND_S = 5.0
+POOL_CLIENTS = 6
+
+
+def _error(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")[:200]
+
+
+def _query(site: Site, host: str, port: int, sql: str, **extra: object) -> list[tuple]:
+    # prepare_threshold=None: no server-side prepared statements (PgBouncer transaction mode).
+    with psycopg.connect(**app_conninfo(site, host, port), **extra, autocommit=True,  # type: ignore[arg-type]
+                         prepare_threshold=None) as conn:
+        cursor = conn.execute(sql)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
+async def check_cluster(site: Site, states: list[api.NodeState]) -> tuple[CheckResult, api.NodeState | None]:
+    leader = api.leader_of(states)
+    max_lag = site.config.tuning.patroni.maximum_lag_on_failover
+    parts = []
+    for s in states:
+        lag = api.replica_lag(leader, s) if leader and s is not leader else None
+        parts.append(f"{s.hostname}={s.role or 'unreachable'}/{s.replication_state or s.state or '-'}"
+                     + (f" tl {s.timeline}" if s.timeline is not None else "")
+                     + (f" lag {lag} B" if lag is not None else ""))
+    ok = api.healthy(states, max_lag) and len(states) >= 1
+    return CheckResult("cluster: 1 leader, replicas streaming within maximum_lag_on_failover", ok,
+                       "; ".join(parts)), leader
+
+
+async def check_port(site: Site, port: int, name: str, expect_recovery: bool | None) -> CheckResult:
+    vip = lb_vip(site)
+    try:
+        rows = await asyncio.to_thread(_query, site, vip, port, "SELECT pg_is_in_recovery(), inet_server_addr()")
+    except psycopg.Error as exc:
+        return CheckResult(name, False, _error(exc))
+    in_recovery, server = rows[0]
+    ok = expect_recovery is None or in_recovery == expect_recovery
+    role = "replica" if in_recovery else "primary"
+    return CheckResult(name, ok, f"{vip}:{port} as the application role reached a {role} ({server})")
+
+
+async def check_replication(site: Site, states: list[api.NodeState]) -> CheckResult:
+    name = f"replication: a row written on 5432 is read on every replica within {REPLICATION_BOUND_S:.0f} s"
+    vip, token = lb_vip(site), str(uuid.uuid4())
+    replicas = [s for s in states if s.role == "replica" and s.reachable]
+    if not replicas:
+        return CheckResult(name, False, "no reachable replica")
+    try:
+        await asyncio.to_thread(_query, site, vip, layout.WRITE_PORT,
+                                "CREATE TABLE IF NOT EXISTS keybuzz_check (token text PRIMARY KEY, "
+                                "at timestamptz NOT NULL DEFAULT now())")
+        await asyncio.to_thread(_query, site, vip, layout.WRITE_PORT,
+                                f"INSERT INTO keybuzz_check (token) VALUES ('{token}')")
+    except psycopg.Error as exc:
+        return CheckResult(name, False, f"write failed: {_error(exc)}")
+    started, seen = time.monotonic(), {}
+    try:
+        while len(seen) < len(replicas) and time.monotonic() - started < REPLICATION_BOUND_S:
+            for replica in replicas:
+                if replica.hostname in seen:
+                    continue
+                try:
+                    rows = await asyncio.to_thread(_query, site, replica.ip, layout.PG_PORT,
+                                                   f"SELECT 1 FROM keybuzz_check WHERE token = '{token}'")
+                except psycopg.Error:
+                    rows = []
+                if rows:
+                    seen[replica.hostname] = time.monotonic() - started
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.to_thread(_query, site, vip, layout.WRITE_PORT,
+                                f"DELETE FROM keybuzz_check WHERE token = '{token}'")
+    missing = [r.hostname for r in replicas if r.hostname not in seen]
+    detail = ", ".join(f"{h} {t * 1000:.0f} ms" for h, t in seen.items())
+    return CheckResult(name, not missing, detail + (f"; not seen on {', '.join(missing)}" if missing else ""))
+
+
+async def check_pgbouncer_pooling(site: Site) -> CheckResult:
+    """Transaction pooling: sequential clients share server backends (session mode: one each)."""
+    name = "pgbouncer: transaction pooling on 6432 shares server connections"
+    vip = lb_vip(site)
+
+    def run() -> set[int]:
+        conns = [psycopg.connect(**app_conninfo(site, vip, layout.PGBOUNCER_PORT), autocommit=True,
+                                 prepare_threshold=None) for _ in range(POOL_CLIENTS)]
+        try:
+            return {conn.execute("SELECT pg_backend_pid()").fetchone()[0] for conn in conns}  # type: ignore[index]
+        finally:
+            for conn in conns:
+                conn.close()
+    try:
+        pids = await asyncio.to_thread(run)
+    except psycopg.Error as exc:
+        return CheckResult(name, False, _error(exc))
+    limit = max(1, len(site.with_role("haproxy")))
+    return CheckResult(name, len(pids) <= limit,
+                       f"{POOL_CLIENTS} open clients used {len(pids)} server backend(s) (at most {limit} expected)")
+
+
+async def check_pgbouncer_wrong_password(site: Site) -> CheckResult:
+    name = "pgbouncer: a wrong password is refused"
+    info = app_conninfo(site, lb_vip(site), layout.PGBOUNCER_PORT)
+    info["password"] = "wrong-" + uuid.uuid4().hex
+
+    def run() -> str | None:
+        try:
+            psycopg.connect(**info, autocommit=True).close()  # type: ignore[arg-type]
+        except psycopg.OperationalError as exc:
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+        return None
+    refused = await asyncio.to_thread(run)
+    return CheckResult(name, refused is not None, redact(refused or "a wrong password was accepted"))
+
+
+def write_backend_up(csv_text: str) -> list[str]:
+    """Servers UP in the write backend, from HAProxy's stats CSV."""
+    reader = csv.DictReader(io.StringIO(csv_text.lstrip("# ")))
+    return [row["svname"] for row in reader if row.get("pxname") == "postgres_write"
+            and row.get("svname") not in ("FRONTEND", "BACKEND") and (row.get("status") or "").startswith("UP")]
+
+
+async def check_haproxy(site: Site, leader: api.NodeState | None) -> CheckResult:
+    name = "haproxy: exactly one UP server on the write backend, the leader"
+    port, details, ok = site.config.haproxy.stats_port, [], leader is not None
+    for server in site.with_role("haproxy"):
+        try:
+            status, body = await api.call(str(server.private_ip), "/stats;csv", port=port)
+        except (OSError, TimeoutError) as exc:
+            details.append(f"{server.hostname}: stats unreachable ({exc})")
+            ok = False
+            continue
+        up = write_backend_up(body if isinstance(body, str) else "") if status == 200 else []
+        ok = ok and up == [leader.hostname if leader else ""]
+        details.append(f"{server.hostname}: UP {up or 'none'}")
+    if leader is None:
+        details.append("no single leader")
+    return CheckResult(name, ok, "; ".join(details))
+
+
+async def check_vector(ctx: DeployContext, leader: api.NodeState | None) -> CheckResult:
+    name = "pgvector: CREATE EXTENSION vector"
+    if leader is None:
+        return CheckResult(name, False, "no leader to ask")
+    database = ctx.site.credentials[layout.MODULE]["POSTGRES_APP_DATABASE"]
+    rows = await psql(ctx, leader.hostname, "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector';",
+                      database=database)
+    if rows[0] == "0":
+        return CheckResult(name, False, "not available in this image (the lab image has no pgvector package; "
+                           "the production image from images/patroni has it)", available=False)
+    rows = await psql(ctx, leader.hostname, "CREATE EXTENSION IF NOT EXISTS vector; "
+                      "SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector;", database=database)
+    return CheckResult(name, rows[-1] == "1", f"extension present, distance query answered {rows[-1]}")
+
+
+async def validate(ctx: DeployContext) -> list[CheckResult]:
+    site = ctx.site
+    states = await api.cluster_states(site)
+    cluster, leader = await check_cluster(site, states)
+    results = [cluster,
+               await check_port(site, layout.WRITE_PORT, "connect 5432 (write) through the LB VIP", False),
+               await check_port(site, layout.READ_PORT, "connect 5433 (read) through the LB VIP", True),
+               await check_port(site, layout.PGBOUNCER_PORT, "connect 6432 (PgBouncer) through the LB VIP", False),
+               await check_replication(site, states),
+               await check_pgbouncer_pooling(site),
+               await check_pgbouncer_wrong_password(site),
+               await check_haproxy(site, leader),
+               await check_vector(ctx, leader)]
+    return results

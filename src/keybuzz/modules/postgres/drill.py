@@ -1,0 +1,190 @@
+"""Failover drills for PostgreSQL: the Drillable side (keybuzz.drills.contract) and a psycopg probe.
+
+The probe writes one row per 100 ms through VIP:5432 with ~1 s timeouts and no client retry, so
+the gap we measure is the service's. Fault kinds come from DrillContext.faults (the lab, or the
+container on real servers); `switchover` is Patroni's own planned switchover through its API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import psycopg
+
+from keybuzz.drills.contract import DrillContext
+from keybuzz.drills.probe import WriterProbe
+from keybuzz.drills.runner import RoundPlan
+from keybuzz.errors import OperationFailed
+from keybuzz.modules.postgres import api, layout
+from keybuzz.modules.postgres.client import app_conninfo, lb_vip
+from keybuzz.site import Site
+
+SCENARIOS: dict[str, str] = {
+    "poweroff-leader": "power off the leader's server (link down, every process killed)",
+    "crash-leader": "kill every process of the leader's server, network up (peers see resets)",
+    "partition-leader": "cut the leader's server off the network, processes keep running",
+    "switchover": "planned switchover through Patroni's REST API",
+}
+FAULT_KIND = {"poweroff-leader": "poweroff", "crash-leader": "crash", "partition-leader": "partition"}
+HEALTHY_TIMEOUT_S = 180
+REJOIN_TIMEOUT_S = 180
+TABLE = "keybuzz_drill"
+
+
+class PostgresWriterProbe(WriterProbe):
+    """INSERT of one unique id per call, autocommit, through the load balancer."""
+
+    def __init__(self, site: Site, host: str, port: int = layout.WRITE_PORT):
+        self.site, self.host, self.port = site, host, port
+        self.run = uuid.uuid4().hex[:12]
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connect(self, connect_timeout: int = 1) -> psycopg.Connection[Any]:
+        # libpq treats connect_timeout 1 as 2 s; statement/lock timeouts bound the server side and
+        # tcp_user_timeout the client side. HAProxy's shutdown-sessions ends sessions to a dead leader.
+        return psycopg.connect(**app_conninfo(self.site, self.host, self.port, connect_timeout=connect_timeout),
+                               autocommit=True, prepare_threshold=None, tcp_user_timeout=1000,
+                               keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=2,
+                               options="-c statement_timeout=1000 -c lock_timeout=1000")
+
+    def ensure_table(self) -> None:
+        with self._connect(connect_timeout=5) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (run text NOT NULL, id bigint NOT NULL, "
+                         "at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run, id))")
+
+    def write(self, write_id: int) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        try:
+            self._conn.execute(f"INSERT INTO {TABLE} (run, id) VALUES (%s, %s)", (self.run, write_id))
+        except Exception:
+            self.close()
+            raise
+
+    def read_ids(self) -> set[int]:
+        """Through VIP:5432, i.e. the current leader; waits for the write path to be back."""
+        deadline, last = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            try:
+                with self._connect(connect_timeout=5) as conn:
+                    rows = conn.execute(f"SELECT id FROM {TABLE} WHERE run = %s", (self.run,)).fetchall()
+                return {int(r[0]) for r in rows}
+            except psycopg.Error as exc:
+                last = exc
+                time.sleep(0.5)
+        raise OperationFailed(f"could not read the drill's ids back: {self.classify(last) if last else ''}",
+                              module=layout.MODULE, step="read ids")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+async def wait_healthy(site: Site, timeout: float = HEALTHY_TIMEOUT_S) -> api.NodeState:
+    deadline = time.monotonic() + timeout
+    max_lag = site.config.tuning.patroni.maximum_lag_on_failover
+    while time.monotonic() < deadline:
+        states = await api.cluster_states(site)
+        leader = api.leader_of(states)
+        if leader is not None and api.healthy(states, max_lag):
+            return leader
+        await asyncio.sleep(0.5)
+    raise OperationFailed(f"the cluster is not 1 leader + streaming replicas after {timeout:.0f} s",
+                          module=layout.MODULE, step="drill")
+
+
+async def wait_streaming(site: Site, hostname: str, timeout: float = REJOIN_TIMEOUT_S) -> float:
+    """Seconds until `hostname` reports itself a streaming replica (after pg_rewind if needed)."""
+    started = time.monotonic()
+    ip = str(site.server(hostname).private_ip)
+    while time.monotonic() - started < timeout:
+        if (await api.node_state(hostname, ip)).is_streaming:
+            return time.monotonic() - started
+        await asyncio.sleep(0.25)
+    raise OperationFailed(f"{hostname} was not streaming {timeout:.0f} s after it came back",
+                          host=hostname, module=layout.MODULE, step="rejoin")
+
+
+async def set_synchronous(site: Site, enabled: bool) -> None:
+    leader = await wait_healthy(site)
+    status, current = await api.call(leader.ip, "/config")
+    if isinstance(current, dict) and bool(current.get("synchronous_mode")) == enabled:
+        return
+    status, body = await api.call(leader.ip, "/config", method="PATCH", body={"synchronous_mode": enabled},
+                                  site=site)
+    if status != 200:
+        raise OperationFailed(f"PATCH /config synchronous_mode failed ({status}): {body}", module=layout.MODULE,
+                              step="drill prepare")
+    if enabled:  # wait until a synchronous standby is designated
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            codes = await asyncio.gather(*(api.call(str(s.private_ip), "/sync") for s in site.with_role("db")),
+                                         return_exceptions=True)
+            if any(isinstance(c, tuple) and c[0] == 200 for c in codes):
+                return
+            await asyncio.sleep(0.5)
+        raise OperationFailed("no synchronous standby after enabling synchronous_mode", module=layout.MODULE,
+                              step="drill prepare")
+
+
+class PostgresDrills:
+    """Mixed into the module: the Drillable protocol."""
+
+    def drill_scenarios(self) -> dict[str, str]:
+        return dict(SCENARIOS)
+
+    def drill_settings(self, dctx: DrillContext) -> dict[str, object]:
+        tuning = dctx.ctx.site.config.tuning.patroni
+        return {"dcs": tuning.dcs, "ttl": tuning.ttl, "loop_wait": tuning.loop_wait,
+                "retry_timeout": tuning.retry_timeout, "maximum_lag_on_failover": tuning.maximum_lag_on_failover,
+                "synchronous_mode": bool(dctx.options.get("sync", tuning.synchronous_mode))}
+
+    async def prepare_drill(self, dctx: DrillContext) -> None:
+        site = dctx.ctx.site
+        await set_synchronous(site, bool(dctx.options.get("sync", site.config.tuning.patroni.synchronous_mode)))
+        await wait_healthy(site)
+
+    async def plan_round(self, dctx: DrillContext, scenario: str, number: int) -> RoundPlan:
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        site = dctx.ctx.site
+        leader = await wait_healthy(site)
+        probe = PostgresWriterProbe(site, lb_vip(site))
+        await asyncio.to_thread(probe.ensure_table)
+
+        async def inject() -> None:
+            if scenario == "switchover":
+                status, body = await api.call(leader.ip, "/switchover", method="POST", site=site, timeout=60,
+                                              body={"leader": leader.hostname})
+                if status != 200:
+                    raise OperationFailed(f"switchover refused ({status}): {body}", module=layout.MODULE,
+                                          step="switchover")
+            else:
+                await dctx.faults.inject(FAULT_KIND[scenario], leader.hostname)
+
+        async def recover() -> float | None:
+            if scenario != "switchover":
+                await dctx.faults.restore(FAULT_KIND[scenario], leader.hostname)
+            return await wait_streaming(site, leader.hostname)
+
+        async def new_primary() -> str:
+            return (await wait_healthy_leader(site)).hostname
+
+        return RoundPlan(scenario=scenario, target=leader.hostname, probe=probe, inject=inject, recover=recover,
+                         new_primary=new_primary, max_outage_s=180.0)
+
+
+async def wait_healthy_leader(site: Site, timeout: float = 60.0) -> api.NodeState:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leader = api.leader_of(await api.cluster_states(site))
+        if leader is not None:
+            return leader
+        await asyncio.sleep(0.5)
+    raise OperationFailed("no single leader after the fault", module=layout.MODULE, step="drill")

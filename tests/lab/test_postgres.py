@@ -1,0 +1,213 @@
+"""Module 3 on the lab: real Patroni, PostgreSQL, HAProxy, PgBouncer and psycopg, through the
+engine's install path and the lab's load balancer (VIP .10).
+
+Reads like Patroni's own acceptance tests: deploy from nothing, converge again with 0 changes
+and 0 restarts, every check green, a switchover and a power-off of the leader measured by the
+drill framework (acknowledged writes looked up on the new leader), a re-run on the failed-over
+cluster that leaves the new leader in place, then cleanup and re-install. Timings are printed,
+not asserted (bench/ and docs/postgres.md hold the numbers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from keybuzz.drills.contract import DrillContext
+from keybuzz.drills.faults import LabFaults
+from keybuzz.drills.report import RoundResult
+from keybuzz.drills.runner import measure_round
+from keybuzz.engine import Engine, Stats, cleanup_module, install_modules
+from keybuzz.lab import Lab
+from keybuzz.modules.base import CheckResult
+from keybuzz.modules.postgres import MODULE, api, layout
+from keybuzz.site import Site, load_site
+
+pytestmark = pytest.mark.lab
+
+
+@dataclasses.dataclass
+class Run:
+    stats: Stats
+    seconds: float
+    output: str
+
+
+def install(site: Site) -> Run:
+    buffer = io.StringIO()
+
+    async def go() -> Run:
+        started = time.monotonic()
+        async with Engine(site, console=Console(file=buffer, width=200)) as engine:
+            await install_modules(engine, [MODULE])
+            return Run(engine.stats, time.monotonic() - started, buffer.getvalue())
+
+    return asyncio.run(go())
+
+
+def cleanup(site: Site, *, purge_data: bool) -> None:
+    async def go() -> None:
+        async with Engine(site, console=Console(file=io.StringIO())) as engine:
+            await cleanup_module(engine, MODULE, purge_data=purge_data)
+
+    asyncio.run(go())
+
+
+def validate(site: Site) -> list[CheckResult]:
+    async def go() -> list[CheckResult]:
+        async with Engine(site, console=Console(file=io.StringIO())) as engine:
+            return await MODULE.validate(engine)
+
+    return asyncio.run(go())
+
+
+def drill_round(site: Site, lab: Lab, scenario: str, *, sync: bool) -> RoundResult:
+    """One round driven directly through the Drillable protocol and measure_round."""
+    async def go() -> RoundResult:
+        async with Engine(site, console=Console(file=io.StringIO())) as engine:
+            dctx = DrillContext(engine, LabFaults(lab.dir), {"sync": sync})
+            await MODULE.prepare_drill(dctx)
+            return await measure_round(1, await MODULE.plan_round(dctx, scenario, 1))
+
+    return asyncio.run(go())
+
+
+def leader(site: Site) -> str:
+    found = api.leader_of(asyncio.run(api.cluster_states(site)))
+    assert found is not None, "no single leader"
+    return found.hostname
+
+
+def containers(lab: Lab, host: str) -> set[str]:
+    out = lab.exec(host, ["podman", "ps", "-a", "--format", "{{.Names}}"], check=True).stdout
+    return set(out.split())
+
+
+@pytest.fixture(scope="module")
+def site(lab: Lab) -> Iterator[Site]:
+    loaded = load_site(Path(lab.site_dir))
+    cleanup(loaded, purge_data=True)
+    yield loaded
+    lab.restore()
+    cleanup(loaded, purge_data=True)
+
+
+@pytest.fixture(scope="module")
+def installed(site: Site) -> Run:
+    return install(site)
+
+
+def test_install_from_nothing(site: Site, installed: Run) -> None:
+    print(f"\npostgres module from nothing: {installed.seconds:.1f} s, {installed.stats.changes} changes")
+    assert installed.stats.changes > 0
+    states = asyncio.run(api.cluster_states(site))
+    assert api.healthy(states, site.config.tuning.patroni.maximum_lag_on_failover)
+    assert leader(site) == site.with_role("db")[0].hostname  # only the first db server bootstraps
+
+
+def test_rerun_changes_nothing(site: Site, installed: Run) -> None:
+    again = install(site)
+    print(f"\nno-op re-run: {again.seconds:.1f} s")
+    assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
+
+
+def test_validate_all_green_and_pgvector_reported_unavailable(site: Site, installed: Run) -> None:
+    results = {r.name: r for r in validate(site)}
+    failed = [f"{r.name}: {r.detail}" for r in results.values() if r.available and not r.ok]
+    assert failed == []
+    vector = results["pgvector: CREATE EXTENSION vector"]
+    assert vector.available is False and "not available in this image" in vector.detail
+    assert len([r for r in results.values() if r.available and r.ok]) == 8
+
+
+def test_secrets_stay_off_the_hosts_argv_and_patroni_yml(site: Site, lab: Lab, installed: Run) -> None:
+    host = site.with_role("db")[0].hostname
+    paths = layout.host_paths(site)
+    patroni_yml = lab.exec(host, ["cat", paths.patroni_yml], check=True).stdout
+    inspect = lab.exec(host, ["podman", "inspect", "--format", "{{.Config.Cmd}} {{.Args}}", "patroni"],
+                       check=True).stdout
+    mode = lab.exec(host, ["stat", "-c", "%a", paths.patroni_env], check=True).stdout.strip()
+    assert mode == "600"
+    for key, value in site.credentials["postgres"].items():
+        if key.endswith("_PASSWORD"):
+            assert value not in patroni_yml and value not in inspect and value not in installed.output
+
+
+def test_switchover_round(site: Site, lab: Lab, installed: Run) -> None:
+    result = drill_round(site, lab, "switchover", sync=False)
+    print(f"\nswitchover: outage {result.outage_s:.2f} s, lost {result.lost}/{result.acked}, "
+          f"errors {result.errors}, rejoin {result.rejoin_s} s")
+    assert result.acked > 0 and result.lost == 0
+    assert result.new_primary != result.target and result.rejoin_s is not None
+
+
+def test_rerun_after_failover_keeps_the_new_leader(site: Site, installed: Run) -> None:
+    before = leader(site)
+    again = install(site)
+    assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
+    assert leader(site) == before
+
+
+def test_poweroff_leader_round_with_sync_loses_nothing(site: Site, lab: Lab, installed: Run) -> None:
+    try:
+        result = drill_round(site, lab, "poweroff-leader", sync=True)
+    finally:
+        lab.restore()
+    print(f"\npoweroff-leader (sync): outage {result.outage_s:.2f} s, lost {result.lost}/{result.acked}, "
+          f"rejoin {result.rejoin_s} s after boot")
+    assert result.acked > 0 and result.lost == 0
+    assert result.new_primary != result.target and result.rejoin_s is not None
+
+
+def test_cleanup_then_reinstall(site: Site, lab: Lab, installed: Run) -> None:
+    cleanup(site, purge_data=False)
+    paths = layout.host_paths(site)
+    for server in site.with_role("db"):
+        assert "patroni" not in containers(lab, server.hostname)
+        assert lab.exec(server.hostname, ["test", "-e", paths.raft]).returncode != 0  # DCS state removed
+        assert lab.exec(server.hostname, ["test", "-d", paths.data]).returncode == 0  # data kept
+    for server in site.with_role("haproxy"):
+        assert not {"haproxy-postgres", "pgbouncer"} & containers(lab, server.hostname)
+    again = install(site)
+    print(f"\nre-install over kept data: {again.seconds:.1f} s")
+    failed = [f"{r.name}: {r.detail}" for r in validate(site) if r.available and not r.ok]
+    assert failed == []
+
+
+def with_dcs(site: Site, dcs: str) -> Site:
+    """The same site with another DCS, in memory (the lab's keybuzz.yaml stays as it is)."""
+    tuning = site.config.tuning
+    patroni = tuning.patroni.model_copy(update={"dcs": dcs})
+    config = site.config.model_copy(update={"tuning": tuning.model_copy(update={"patroni": patroni})})
+    return dataclasses.replace(site, config=config)
+
+
+def test_etcd_variant_installs_validates_and_cleans_its_keys(site: Site, lab: Lab, installed: Run) -> None:
+    cleanup(site, purge_data=True)
+    etcd_site = with_dcs(site, "etcd")
+    try:
+        first = install(etcd_site)
+        print(f"\npostgres module from nothing with etcd: {first.seconds:.1f} s")
+        db = site.with_role("db")[0].hostname
+        assert "etcd-postgres" in containers(lab, db)
+        failed = [f"{r.name}: {r.detail}" for r in validate(etcd_site) if r.available and not r.ok]
+        assert failed == []
+        again = install(etcd_site)
+        assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
+    finally:
+        buffer = io.StringIO()
+
+        async def go() -> None:
+            async with Engine(etcd_site, console=Console(file=buffer, width=200)) as engine:
+                await cleanup_module(engine, MODULE, purge_data=True)
+
+        asyncio.run(go())
+    assert "etcd key(s) under /keybuzz/keybuzz-postgres/" in buffer.getvalue()
+    assert "etcd-postgres" not in containers(lab, site.with_role("db")[0].hostname)
