@@ -28,6 +28,8 @@ class RoundPlan:
     observe_s: float = 10.0  # a fault that causes no error at all is watched this long
     max_outage_s: float = 120.0
     interval_s: float = 0.1
+    # Module-specific observations of the round (e.g. max UP servers in HAProxy), read at the end.
+    details: Callable[[], dict[str, object]] | None = None
 
 
 async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
@@ -51,7 +53,8 @@ async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
     found = await asyncio.to_thread(plan.probe.read_ids)
     return RoundResult(round=number, scenario=plan.scenario, target=plan.target, outage_s=round(outage, 3),
                        acked=len(acked), lost=len(acked - found), errors=dict(history.errors(fault_at)),
-                       new_primary=new_primary, rejoin_s=None if rejoin is None else round(rejoin, 2))
+                       new_primary=new_primary, rejoin_s=None if rejoin is None else round(rejoin, 2),
+                       details=plan.details() if plan.details else {})
 
 
 def _recovered(runner: ProbeRunner, fault_at: float, plan: RoundPlan) -> bool:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from keybuzz.errors import InputError
 from keybuzz.modules.base import Module, NotLanded, PendingModule
 from keybuzz.modules.postgres import MODULE as POSTGRES
+from keybuzz.modules.redis import RedisModule
 
 if TYPE_CHECKING:
     from keybuzz.site import Site
@@ -16,7 +17,7 @@ MODULES: list[Module] = [
                                                          "maria", "proxysql", "k3s-master", "k3s-worker",
                                                          "monitor", "app")),
     POSTGRES,
-    PendingModule(4, "redis", "Redis HA (Sentinel) + HAProxy", ("redis", "haproxy")),
+    RedisModule(),
     PendingModule(5, "rabbitmq", "RabbitMQ HA (quorum queues)", ("queue", "haproxy")),
     PendingModule(6, "minio", "MinIO S3 (distributed)", ("minio",)),
     PendingModule(7, "mariadb", "MariaDB Galera HA", ("maria",)),

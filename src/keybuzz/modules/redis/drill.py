@@ -1,0 +1,185 @@
+"""Failover drills of the Redis module (the Drillable protocol of keybuzz.drills.contract).
+
+Every round writes through the load balancer VIP (RPUSH of an id every 100 ms, 0.5 s timeouts,
+no client retries), hits the current master with the scenario's fault, and samples every
+HAProxy's stats all along: `max_up_nodes` in the round's details is the largest number of
+different Redis nodes UP at once in the redis backend (1 means never two masters UP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from keybuzz.drills.contract import DrillContext
+from keybuzz.drills.runner import RoundPlan
+from keybuzz.modules.redis import layout, state
+from keybuzz.modules.redis.probe import RedisWriterProbe
+from keybuzz.site import Site
+
+SCENARIOS: dict[str, str] = {
+    "poweroff-master": "power off the master's host (peers see silence); Sentinel fails over, HAProxy follows",
+    "crash-master": "kill every process of the master's host (peers get resets)",
+    "partition-master": "cut the master's host off the network, then heal it: it must rejoin as a replica",
+    "reboot-old-master": "power off the master, let the failover happen, then boot it while writes go on: "
+                         "never two masters UP in HAProxy",
+}
+# Faults by preference: the lab powers hosts off; on real servers the container is stopped.
+FAULT_KINDS: dict[str, tuple[str, ...]] = {
+    "poweroff-master": ("poweroff", "stop"),
+    "crash-master": ("crash",),
+    "partition-master": ("partition",),
+    "reboot-old-master": ("poweroff", "stop"),
+}
+FAILOVER_TIMEOUT_S = 60.0
+REJOIN_TIMEOUT_S = 90.0
+HEALTHY_TIMEOUT_S = 90.0
+SAMPLE_INTERVAL_S = 0.2
+
+
+async def poll(what: str, condition: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.2) -> float:
+    """Seconds until condition() is true; TimeoutError naming `what` otherwise."""
+    started = time.monotonic()
+    while True:
+        try:
+            if await condition():
+                return time.monotonic() - started
+        except Exception:  # an unreachable node is "not yet"
+            pass
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{what} not reached within {timeout:g} s")
+        await asyncio.sleep(interval)
+
+
+class HaproxySampler:
+    """Polls every HAProxy's stats during a round and keeps the worst it saw."""
+
+    def __init__(self, site: Site):
+        self.site = site
+        self.max_up_nodes = 0  # different nodes UP at once, over all HAProxy servers
+        self.max_up_per_haproxy = 0
+        self.samples = 0
+        self.failed_samples = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                up = await state.haproxy_up(self.site)
+            except OSError:
+                self.failed_samples += 1
+            else:
+                self.samples += 1
+                self.max_up_nodes = max(self.max_up_nodes, len({n for names in up.values() for n in names}))
+                self.max_up_per_haproxy = max(self.max_up_per_haproxy, *(len(n) for n in up.values()), 0)
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+
+    def details(self) -> dict[str, object]:
+        return {"max_up_nodes": self.max_up_nodes, "max_up_per_haproxy": self.max_up_per_haproxy,
+                "haproxy_samples": self.samples, "haproxy_failed_samples": self.failed_samples}
+
+
+async def master_hostname(site: Site) -> str | None:
+    ip = await state.sentinels_master(site)
+    return layout.hostname_of(site, ip) if ip else None
+
+
+async def is_replica_of_master(site: Site, hostname: str) -> bool:
+    master_ip = await state.sentinels_master(site)
+    node = await state.node_state(site, hostname, str(site.server(hostname).private_ip))
+    return bool(master_ip) and node.role == "slave" and node.link_up and node.master_ip == master_ip
+
+
+async def cluster_healthy(site: Site) -> bool:
+    master_ip = await state.sentinels_master(site)
+    if master_ip is None or state.replication_problems(await state.nodes(site)):
+        return False
+    if state.sentinel_problems(site, await state.sentinels(site), master_ip):
+        return False
+    want = [layout.hostname_of(site, master_ip)]
+    return all(up == want for up in (await state.haproxy_up(site)).values())
+
+
+class RedisDrills:
+    """Mixed into RedisModule."""
+
+    def drill_scenarios(self) -> dict[str, str]:
+        return dict(SCENARIOS)
+
+    def drill_settings(self, dctx: DrillContext) -> dict[str, object]:
+        tuning = dctx.ctx.site.config.tuning.sentinel
+        return {"down_after_ms": tuning.down_after_ms, "failover_timeout_ms": tuning.failover_timeout_ms,
+                "min_replicas_to_write": tuning.min_replicas_to_write,
+                "min_replicas_max_lag_s": tuning.min_replicas_max_lag_s, "quorum": layout.quorum(dctx.ctx.site),
+                "haproxy_check": "inter 1s fastinter 250ms downinter 250ms fall 2 rise 2, Sentinel majority gate"}
+
+    async def prepare_drill(self, dctx: DrillContext) -> None:
+        """A round starts only on a healthy cluster: one master, replicas linked, Sentinels agreeing."""
+        site = dctx.ctx.site
+        if layout.vip(site) is None:
+            raise ValueError("no load balancer lists port 6379: the drill writes through the VIP")
+        await poll("a healthy Redis cluster", lambda: cluster_healthy(site), HEALTHY_TIMEOUT_S)
+
+    async def plan_round(self, dctx: DrillContext, scenario: str, number: int) -> RoundPlan:
+        site = dctx.ctx.site
+        kinds = [k for k in FAULT_KINDS[scenario] if k in dctx.faults.kinds]
+        if not kinds:
+            raise ValueError(f"scenario {scenario} needs a fault among {', '.join(FAULT_KINDS[scenario])}; "
+                             f"these servers offer {', '.join(dctx.faults.kinds)}")
+        kind = kinds[0]
+        await poll("a healthy Redis cluster", lambda: cluster_healthy(site), HEALTHY_TIMEOUT_S)
+        target = await master_hostname(site)
+        if target is None:
+            raise ValueError("no master named by a majority of Sentinels")
+        vip = str(layout.vip(site))
+        key = f"keybuzz:drill:{scenario}:{number}:{secrets.token_hex(4)}"
+        probe = RedisWriterProbe(vip, layout.REDIS_PORT, site.secret("redis", "REDIS_PASSWORD"), key)
+        sampler = HaproxySampler(site)
+        rejoin: dict[str, float] = {}
+
+        async def restore_and_rejoin() -> None:
+            """Seconds from the boot (or heal) order to a connected replica of the new master."""
+            started = time.monotonic()
+            await dctx.faults.restore(kind, target)
+            await poll(f"{target} back as a connected replica of the new master",
+                       lambda: is_replica_of_master(site, target), REJOIN_TIMEOUT_S)
+            rejoin["s"] = time.monotonic() - started
+
+        async def inject() -> None:
+            sampler.start()
+            await dctx.faults.inject(kind, target)
+            if scenario == "reboot-old-master":
+                await poll("a new master UP in HAProxy", lambda: _failed_over(site, target), FAILOVER_TIMEOUT_S)
+                await restore_and_rejoin()  # while the probe keeps writing
+
+        async def recover() -> float | None:
+            try:
+                if "s" not in rejoin:
+                    await restore_and_rejoin()
+            finally:
+                await sampler.stop()
+            return rejoin["s"]
+
+        async def new_primary() -> str:
+            return await master_hostname(site) or "none"
+
+        return RoundPlan(scenario=scenario, target=target, probe=probe, inject=inject, recover=recover,
+                         new_primary=new_primary, details=sampler.details)
+
+
+async def _failed_over(site: Site, old: str) -> bool:
+    master = await master_hostname(site)
+    if master is None or master == old:
+        return False
+    return all(up == [master] for up in (await state.haproxy_up(site)).values())
