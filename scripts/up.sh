@@ -1,9 +1,31 @@
 #!/usr/bin/env bash
-# The main job. Today: an example site, linted and rendered (the lab issue makes it a real deployment).
+# The main job: a real multi-host deployment on the local lab (root, Linux).
+#   1. the lab: hosts made of namespaces, each with sshd and podman, plus its site folder
+#   2. keybuzz install: every landed module, in the seed's order, each validated before the next
+#   3. keybuzz validate: the same checks again, as an operator would run them
+# Re-running it is safe: the lab is kept, and a re-install changes nothing on a healthy cluster.
 set -euo pipefail
 KB=.venv/bin/keybuzz
-SITE=${KEYBUZZ_SITE:-build/example-site}
-if [ ! -d "$SITE" ]; then $KB init "$SITE" --example seed; fi
-$KB lint --site "$SITE" || [ $? -eq 1 ]
-$KB render --site "$SITE" --out build/render
-echo "Example site: $SITE   rendered files: build/render"
+LAB_DIR=${KEYBUZZ_LAB_DIR:-/srv/keybuzz-lab/default}
+SUBNET=${KEYBUZZ_LAB_SUBNET:-10.77.0.0/16}
+SITE="$LAB_DIR/site"
+
+$KB lab up --dir "$LAB_DIR" --subnet "$SUBNET"
+$KB lint --site "$SITE"
+$KB install --site "$SITE"
+$KB validate --site "$SITE"
+
+vip=$(.venv/bin/python -c 'import sys, pathlib; from keybuzz.site import load_site
+print(load_site(pathlib.Path(sys.argv[1])).config.load_balancers[0].vip)' "$SITE")
+cat <<MSG
+
+The lab is up and the platform is deployed on it.
+  site:        $SITE   (use: export KEYBUZZ_SITE=$SITE)
+  lab hosts:   $KB lab status --dir $LAB_DIR
+  PostgreSQL:  psql "host=$vip port=5432 dbname=keybuzz user=keybuzz"   (password: $SITE/credentials/postgres.env)
+               read-only replicas on port 5433, PgBouncer on 6432
+  Redis:       redis-cli -h $vip -p 6379 --askpass                   (password: $SITE/credentials/redis.env)
+  drills:      $KB failover postgres --scenario poweroff-leader --site $SITE
+               $KB failover redis --scenario poweroff-master --site $SITE
+  tear down:   $KB lab down --dir $LAB_DIR
+MSG
