@@ -50,7 +50,7 @@ class BenchModule(Module):
                 [FileSpec(conf, f"host={server.hostname}\n"), FileSpec(env, "BENCH_PASSWORD=not-a-real-one\n",
                                                                        secret=True)],
                 [ContainerSpec(f"keybuzz-bench-{server.hostname}", site.image("base"), self.name, command=COMMAND,
-                               env_file=env, mounts=(Mount(conf, "/etc/bench.conf", True),), ulimits=(),
+                               env_file=env, mounts=(Mount(conf, "/etc/bench.conf", True),),
                                restart_on=(conf,))])
         return plans
 

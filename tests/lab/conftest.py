@@ -2,7 +2,7 @@
 
 Environment (so several people can run lab tests on one machine at once):
   KEYBUZZ_TEST_LAB_DIR     lab folder of the session lab (default /srv/keybuzz-lab/pytest)
-  KEYBUZZ_TEST_LAB_SUBNET  its subnet (default 10.77.0.0/16)
+  KEYBUZZ_TEST_LAB_SUBNET  its subnet (default 10.78.0.0/16, not the 10.77 of `make up`)
 A lab that is already up in that folder is reused and left running; one the session
 started is removed at the end.
 """
@@ -22,7 +22,7 @@ import pytest
 from keybuzz.lab import Lab
 
 LAB_DIR = Path(os.environ.get("KEYBUZZ_TEST_LAB_DIR", "/srv/keybuzz-lab/pytest"))
-LAB_SUBNET = ipaddress.IPv4Network(os.environ.get("KEYBUZZ_TEST_LAB_SUBNET", "10.77.0.0/16"))
+LAB_SUBNET = ipaddress.IPv4Network(os.environ.get("KEYBUZZ_TEST_LAB_SUBNET", "10.78.0.0/16"))
 TOOLS = ("podman", "debootstrap", "sshd", "ssh", "tini", "haproxy", "nsenter", "unshare", "ip")
 HERE = Path(__file__).parent
 

@@ -57,7 +57,7 @@ class DemoModule(Module):
             container = ContainerSpec(
                 name=CONTAINER, image=site.image("base"), module=self.name, command=COMMAND, env_file=env,
                 mounts=(Mount(self.conf_path(site), "/etc/demo.conf", read_only=True), Mount(data, "/data")),
-                ulimits=(), restart_on=(self.conf_path(site),))
+                restart_on=(self.conf_path(site),))
             plans[server.hostname] = HostPlan(
                 server.hostname,
                 directories=[DirSpec(root), DirSpec(data, mode=0o750, data=True)],

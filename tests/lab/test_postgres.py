@@ -13,70 +13,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engine_runs import Run, cleanup, drill_round, install, validate  # tests/lab is on sys.path
 from rich.console import Console
 
-from keybuzz.drills.contract import DrillContext
-from keybuzz.drills.faults import LabFaults
-from keybuzz.drills.report import RoundResult
-from keybuzz.drills.runner import measure_round
-from keybuzz.engine import Engine, Stats, cleanup_module, install_modules
+from keybuzz.engine import Engine, cleanup_module
 from keybuzz.lab import Lab
-from keybuzz.modules.base import CheckResult
 from keybuzz.modules.postgres import MODULE, api, layout
 from keybuzz.site import Site, load_site
 
 pytestmark = pytest.mark.lab
-
-
-@dataclasses.dataclass
-class Run:
-    stats: Stats
-    seconds: float
-    output: str
-
-
-def install(site: Site) -> Run:
-    buffer = io.StringIO()
-
-    async def go() -> Run:
-        started = time.monotonic()
-        async with Engine(site, console=Console(file=buffer, width=200)) as engine:
-            await install_modules(engine, [MODULE])
-            return Run(engine.stats, time.monotonic() - started, buffer.getvalue())
-
-    return asyncio.run(go())
-
-
-def cleanup(site: Site, *, purge_data: bool) -> None:
-    async def go() -> None:
-        async with Engine(site, console=Console(file=io.StringIO())) as engine:
-            await cleanup_module(engine, MODULE, purge_data=purge_data)
-
-    asyncio.run(go())
-
-
-def validate(site: Site) -> list[CheckResult]:
-    async def go() -> list[CheckResult]:
-        async with Engine(site, console=Console(file=io.StringIO())) as engine:
-            return await MODULE.validate(engine)
-
-    return asyncio.run(go())
-
-
-def drill_round(site: Site, lab: Lab, scenario: str, *, sync: bool) -> RoundResult:
-    """One round driven directly through the Drillable protocol and measure_round."""
-    async def go() -> RoundResult:
-        async with Engine(site, console=Console(file=io.StringIO())) as engine:
-            dctx = DrillContext(engine, LabFaults(lab.dir), {"sync": sync})
-            await MODULE.prepare_drill(dctx)
-            return await measure_round(1, await MODULE.plan_round(dctx, scenario, 1))
-
-    return asyncio.run(go())
 
 
 def leader(site: Site) -> str:
@@ -93,15 +42,15 @@ def containers(lab: Lab, host: str) -> set[str]:
 @pytest.fixture(scope="module")
 def site(lab: Lab) -> Iterator[Site]:
     loaded = load_site(Path(lab.site_dir))
-    cleanup(loaded, purge_data=True)
+    cleanup(loaded, MODULE, purge_data=True)
     yield loaded
     lab.restore()
-    cleanup(loaded, purge_data=True)
+    cleanup(loaded, MODULE, purge_data=True)
 
 
 @pytest.fixture(scope="module")
 def installed(site: Site) -> Run:
-    return install(site)
+    return install(site, MODULE)
 
 
 def test_install_from_nothing(site: Site, installed: Run) -> None:
@@ -113,13 +62,13 @@ def test_install_from_nothing(site: Site, installed: Run) -> None:
 
 
 def test_rerun_changes_nothing(site: Site, installed: Run) -> None:
-    again = install(site)
+    again = install(site, MODULE)
     print(f"\nno-op re-run: {again.seconds:.1f} s")
     assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
 
 
 def test_validate_all_green_and_pgvector_reported_unavailable(site: Site, installed: Run) -> None:
-    results = {r.name: r for r in validate(site)}
+    results = {r.name: r for r in validate(site, MODULE)}
     failed = [f"{r.name}: {r.detail}" for r in results.values() if r.available and not r.ok]
     assert failed == []
     vector = results["pgvector: CREATE EXTENSION vector"]
@@ -141,7 +90,7 @@ def test_secrets_stay_off_the_hosts_argv_and_patroni_yml(site: Site, lab: Lab, i
 
 
 def test_switchover_round(site: Site, lab: Lab, installed: Run) -> None:
-    result = drill_round(site, lab, "switchover", sync=False)
+    result = drill_round(site, lab, MODULE, "switchover")
     print(f"\nswitchover: outage {result.outage_s:.2f} s, lost {result.lost}/{result.acked}, "
           f"errors {result.errors}, rejoin {result.rejoin_s} s")
     assert result.acked > 0 and result.lost == 0
@@ -150,14 +99,14 @@ def test_switchover_round(site: Site, lab: Lab, installed: Run) -> None:
 
 def test_rerun_after_failover_keeps_the_new_leader(site: Site, installed: Run) -> None:
     before = leader(site)
-    again = install(site)
+    again = install(site, MODULE)
     assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
     assert leader(site) == before
 
 
 def test_poweroff_leader_round_with_sync_loses_nothing(site: Site, lab: Lab, installed: Run) -> None:
     try:
-        result = drill_round(site, lab, "poweroff-leader", sync=True)
+        result = drill_round(site, lab, MODULE, "poweroff-leader", {"sync": True})
     finally:
         lab.restore()
     print(f"\npoweroff-leader (sync): outage {result.outage_s:.2f} s, lost {result.lost}/{result.acked}, "
@@ -167,7 +116,7 @@ def test_poweroff_leader_round_with_sync_loses_nothing(site: Site, lab: Lab, ins
 
 
 def test_cleanup_then_reinstall(site: Site, lab: Lab, installed: Run) -> None:
-    cleanup(site, purge_data=False)
+    cleanup(site, MODULE, purge_data=False)
     paths = layout.host_paths(site)
     for server in site.with_role("db"):
         assert "patroni" not in containers(lab, server.hostname)
@@ -175,9 +124,9 @@ def test_cleanup_then_reinstall(site: Site, lab: Lab, installed: Run) -> None:
         assert lab.exec(server.hostname, ["test", "-d", paths.data]).returncode == 0  # data kept
     for server in site.with_role("haproxy"):
         assert not {"haproxy-postgres", "pgbouncer"} & containers(lab, server.hostname)
-    again = install(site)
+    again = install(site, MODULE)
     print(f"\nre-install over kept data: {again.seconds:.1f} s")
-    failed = [f"{r.name}: {r.detail}" for r in validate(site) if r.available and not r.ok]
+    failed = [f"{r.name}: {r.detail}" for r in validate(site, MODULE) if r.available and not r.ok]
     assert failed == []
 
 
@@ -190,16 +139,16 @@ def with_dcs(site: Site, dcs: str) -> Site:
 
 
 def test_etcd_variant_installs_validates_and_cleans_its_keys(site: Site, lab: Lab, installed: Run) -> None:
-    cleanup(site, purge_data=True)
+    cleanup(site, MODULE, purge_data=True)
     etcd_site = with_dcs(site, "etcd")
     try:
-        first = install(etcd_site)
+        first = install(etcd_site, MODULE)
         print(f"\npostgres module from nothing with etcd: {first.seconds:.1f} s")
         db = site.with_role("db")[0].hostname
         assert "etcd-postgres" in containers(lab, db)
-        failed = [f"{r.name}: {r.detail}" for r in validate(etcd_site) if r.available and not r.ok]
+        failed = [f"{r.name}: {r.detail}" for r in validate(etcd_site, MODULE) if r.available and not r.ok]
         assert failed == []
-        again = install(etcd_site)
+        again = install(etcd_site, MODULE)
         assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
     finally:
         buffer = io.StringIO()

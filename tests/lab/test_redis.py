@@ -18,17 +18,14 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
+from engine_runs import Run, cleanup, drill_round, install, validate  # tests/lab is on sys.path
 from rich.console import Console
 
-from keybuzz.drills.contract import DrillContext
-from keybuzz.drills.faults import LabFaults
 from keybuzz.drills.probe import ProbeRunner
 from keybuzz.drills.report import RoundResult
-from keybuzz.drills.runner import measure_round
-from keybuzz.engine import Engine, Stats, cleanup_module, install_modules, validate_module
+from keybuzz.engine import Engine, Stats, install_modules
 from keybuzz.lab import Lab
 from keybuzz.modules import module_by_name
-from keybuzz.modules.base import CheckResult
 from keybuzz.modules.redis import layout
 from keybuzz.modules.redis.drill import HaproxySampler, master_hostname
 from keybuzz.modules.redis.probe import RedisWriterProbe
@@ -36,47 +33,6 @@ from keybuzz.site import Site, load_site
 
 pytestmark = pytest.mark.lab
 MODULE = module_by_name("redis")
-
-
-def install(site: Site) -> tuple[Stats, float]:
-    async def go() -> tuple[Stats, float]:
-        async with Engine(site, console=Console(file=io.StringIO())) as engine:
-            started = time.monotonic()
-            await install_modules(engine, [MODULE])
-            return engine.stats, time.monotonic() - started
-
-    return asyncio.run(go())
-
-
-def cleanup(site: Site, *, purge_data: bool) -> None:
-    async def go() -> None:
-        async with Engine(site, console=Console(file=io.StringIO())) as engine:
-            await cleanup_module(engine, MODULE, purge_data=purge_data)
-
-    asyncio.run(go())
-
-
-def validate(site: Site) -> list[CheckResult]:
-    async def go() -> list[CheckResult]:
-        async with Engine(site, console=Console(file=io.StringIO())) as engine:
-            return await validate_module(engine, MODULE)
-
-    return asyncio.run(go())
-
-
-def drill_round(lab: Lab, site: Site, scenario: str) -> RoundResult:
-    """One round driven directly through measure_round, faults injected on the lab's hosts."""
-
-    async def go() -> RoundResult:
-        async with Engine(site, console=Console(file=io.StringIO())) as engine:
-            dctx = DrillContext(engine, LabFaults(lab.dir))
-            await MODULE.prepare_drill(dctx)
-            return await measure_round(1, await MODULE.plan_round(dctx, scenario, 1))
-
-    try:
-        return asyncio.run(go())
-    finally:
-        lab.restore()  # every host up and linked again, whatever happened
 
 
 def current_master(site: Site) -> str | None:
@@ -93,34 +49,35 @@ def report(result: RoundResult) -> str:
 def site(lab: Lab) -> Iterator[Site]:
     """The lab's site with no Redis module on it (a previous run's data purged)."""
     site = load_site(lab.site_dir)
-    cleanup(site, purge_data=True)
+    cleanup(site, MODULE, purge_data=True)
     yield site
 
 
 @pytest.fixture(scope="module")
-def first_install(site: Site) -> tuple[Stats, float]:
-    stats, seconds = install(site)
-    print(f"\nredis deploy from nothing: {seconds:.1f} s, {stats.changes} changes, {stats.restarts} starts")
-    return stats, seconds
+def first_install(site: Site) -> Run:
+    run = install(site, MODULE)
+    print(f"\nredis deploy from nothing: {run.seconds:.1f} s, {run.stats.changes} changes, {run.stats.restarts} starts")
+    return run
 
 
-def test_deploy_then_rerun_changes_nothing(site: Site, first_install: tuple[Stats, float]) -> None:
-    stats, _ = first_install
+def test_deploy_then_rerun_changes_nothing(site: Site, first_install: Run) -> None:
+    stats = first_install.stats
     assert stats.changes > 0 and stats.restarts == 2 * 3 + 2  # redis + sentinel per node, one HAProxy each
-    again, seconds = install(site)
-    print(f"\nredis re-run: {seconds:.1f} s")
+    rerun = install(site, MODULE)
+    again = rerun.stats
+    print(f"\nredis re-run: {rerun.seconds:.1f} s")
     assert (again.changes, again.restarts) == (0, 0), again
     assert current_master(site) == layout.initial_master(site).hostname
 
 
-def test_validate_all_green(site: Site, first_install: tuple[Stats, float]) -> None:
-    results = validate(site)
+def test_validate_all_green(site: Site, first_install: Run) -> None:
+    results = validate(site, MODULE)
     assert len(results) >= 8
     assert [r for r in results if not r.ok] == []
 
 
-def test_poweroff_master_loses_no_acknowledged_write(lab: Lab, site: Site, first_install: tuple[Stats, float]) -> None:
-    result = drill_round(lab, site, "poweroff-master")
+def test_poweroff_master_loses_no_acknowledged_write(lab: Lab, site: Site, first_install: Run) -> None:
+    result = drill_round(site, lab, MODULE, "poweroff-master")
     print("\n" + report(result))
     assert result.target == layout.initial_master(site).hostname
     assert result.new_primary not in ("none", result.target)
@@ -129,22 +86,22 @@ def test_poweroff_master_loses_no_acknowledged_write(lab: Lab, site: Site, first
     assert result.rejoin_s is not None  # the old master came back as a connected replica
 
 
-def test_rerun_after_failover_keeps_the_new_master(site: Site, first_install: tuple[Stats, float]) -> None:
+def test_rerun_after_failover_keeps_the_new_master(site: Site, first_install: Run) -> None:
     before = current_master(site)
     assert before != layout.initial_master(site).hostname  # the previous test failed the cluster over
-    stats, _ = install(site)
+    stats = install(site, MODULE).stats
     assert (stats.changes, stats.restarts) == (0, 0), stats
     assert current_master(site) == before  # not pointed back at redis-01
 
 
 def test_rebooted_old_master_never_makes_two_masters(lab: Lab, site: Site,
-                                                      first_install: tuple[Stats, float]) -> None:
-    result = drill_round(lab, site, "reboot-old-master")
+                                                      first_install: Run) -> None:
+    result = drill_round(site, lab, MODULE, "reboot-old-master")
     print("\n" + report(result))
     assert result.acked > 0 and result.lost == 0
     assert result.details["max_up_nodes"] == 1 and result.details["haproxy_samples"] > 0
     assert result.rejoin_s is not None
-    assert [r for r in validate(site) if not r.ok] == []
+    assert [r for r in validate(site, MODULE) if not r.ok] == []
 
 
 @dataclasses.dataclass
@@ -159,7 +116,7 @@ class Observed:
 
 
 def test_settings_change_restarts_without_losing_writes(lab: Lab, site: Site,
-                                                       first_install: tuple[Stats, float]) -> None:
+                                                       first_install: Run) -> None:
     """A redis.conf setting changes: replicas restart one by one, the master hands over
     (paused writes, SENTINEL FAILOVER) before its own restart; writes go on through the VIP."""
     config_path = lab.site_dir / "keybuzz.yaml"
@@ -201,11 +158,11 @@ def test_settings_change_restarts_without_losing_writes(lab: Lab, site: Site,
     assert seen.acked > 0 and seen.lost == 0
     assert seen.details["max_up_per_haproxy"] == 1
     assert current_master(site) != master_before  # handed over, not restarted under the clients
-    again, _ = install(site)  # back to the original setting
+    again = install(site, MODULE).stats  # back to the original setting
     assert again.restarts == 3
 
 
-def test_cleanup_keeps_data_unless_purged(lab: Lab, site: Site, first_install: tuple[Stats, float]) -> None:
+def test_cleanup_keeps_data_unless_purged(lab: Lab, site: Site, first_install: Run) -> None:
     paths = layout.host_paths(site)
 
     def present(host: str, path: str) -> bool:
@@ -214,10 +171,10 @@ def test_cleanup_keeps_data_unless_purged(lab: Lab, site: Site, first_install: t
     def containers(host: str) -> list[str]:
         return lab.exec(host, ["podman", "ps", "-a", "--format", "{{.Names}}"], check=True).stdout.split()
 
-    cleanup(site, purge_data=False)
+    cleanup(site, MODULE, purge_data=False)
     assert not {"redis", "redis-sentinel"} & set(containers("redis-01"))
     assert "haproxy-redis" not in containers("haproxy-01")
     assert not present("redis-01", paths.redis_conf) and not present("redis-01", paths.env_file)
     assert present("redis-01", f"{paths.data}/server/appendonlydir")
-    cleanup(site, purge_data=True)
+    cleanup(site, MODULE, purge_data=True)
     assert not present("redis-01", paths.data)

@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
-from keybuzz.site import example
+from keybuzz.site import Site, example, load_site
 from keybuzz.site.writer import ServerRow, servers_tsv, write_site
 
 HEADER = "hostname\tprivate_ip\tpublic_ip\troles\tfqdn"
@@ -59,6 +60,15 @@ def _tree(root: Path) -> dict[str, tuple[int, str]]:
     return state
 
 
+def _retune(site: Path, section: str, **values: object) -> Site:
+    """Change keybuzz.yaml's tuning.<section> keys and load the site again."""
+    config_path = site / "keybuzz.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config.setdefault("tuning", {}).setdefault(section, {}).update(values)
+    config_path.write_text(yaml.safe_dump(config))
+    return load_site(site)
+
+
 class Helpers:
     """Helpers as a fixture (test files cannot import conftest reliably)."""
 
@@ -66,6 +76,7 @@ class Helpers:
     write_servers = staticmethod(_write_servers)
     small_rows = staticmethod(_small_rows)
     tree = staticmethod(_tree)
+    retune = staticmethod(_retune)
     header = HEADER
 
 

@@ -20,13 +20,6 @@ DB = ("db-master-01", "db-slave-01", "db-slave-02")
 DB_IPS = ("10.0.0.120", "10.0.0.121", "10.0.0.122")
 
 
-def with_tuning(root: Path, **patroni: object) -> Site:
-    config_path = root / "keybuzz.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["tuning"]["patroni"].update(patroni)
-    config_path.write_text(yaml.safe_dump(config))
-    return load_site(root)
-
 
 @pytest.fixture
 def site(seed_site: Path) -> Site:
@@ -62,8 +55,8 @@ def test_timings_are_valid_for_patroni_4(plans: Plans, site: Site) -> None:
     assert dcs["ttl"] >= 20 and dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
 
 
-def test_timings_come_from_keybuzz_yaml(seed_site: Path) -> None:
-    site = with_tuning(seed_site, ttl=30, loop_wait=4, retry_timeout=8, maximum_lag_on_failover=2097152)
+def test_timings_come_from_keybuzz_yaml(seed_site: Path, kb: type) -> None:
+    site = kb.retune(seed_site, "patroni", ttl=30, loop_wait=4, retry_timeout=8, maximum_lag_on_failover=2097152)
     plans = render(site)
     dcs = patroni_doc(plans, "db-master-01", site)["bootstrap"]["dcs"]
     assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"], dcs["maximum_lag_on_failover"]) == (30, 4, 8, 2097152)
@@ -128,8 +121,8 @@ def test_raft_by_default(plans: Plans, site: Site) -> None:
     assert "PATRONI_RAFT_PASSWORD=" in env
 
 
-def test_etcd_variant(seed_site: Path) -> None:
-    site = with_tuning(seed_site, dcs="etcd")
+def test_etcd_variant(seed_site: Path, kb: type) -> None:
+    site = kb.retune(seed_site, "patroni", dcs="etcd")
     plans = render(site)
     doc = patroni_doc(plans, "db-master-01", site)
     assert "raft" not in doc
@@ -144,12 +137,12 @@ def test_etcd_variant(seed_site: Path) -> None:
     assert "PATRONI_RAFT_PASSWORD" not in plans["db-master-01"].file(layout.host_paths(site).patroni_env).content
 
 
-def test_etcd_falls_back_to_the_patroni_image_in_the_lab(seed_site: Path) -> None:
+def test_etcd_falls_back_to_the_patroni_image_in_the_lab(seed_site: Path, kb: type) -> None:
     versions_path = seed_site / "versions.yaml"
     versions = yaml.safe_load(versions_path.read_text())
     del versions["images"]["etcd"]
     versions_path.write_text(yaml.safe_dump(versions))
-    site = with_tuning(seed_site, dcs="etcd")
+    site = kb.retune(seed_site, "patroni", dcs="etcd")
     assert render(site)["db-master-01"].container(layout.ETCD_CONTAINER).image == site.image("patroni")
 
 

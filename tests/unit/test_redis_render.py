@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from keybuzz.haproxy import parse_config
 from keybuzz.lint import lint
@@ -24,13 +23,6 @@ REDIS = ("redis-01", "redis-02", "redis-03")
 REDIS_IPS = ("10.0.0.123", "10.0.0.124", "10.0.0.125")
 LBS = ("haproxy-01", "haproxy-02")
 
-
-def with_sentinel_tuning(root: Path, **sentinel: object) -> Site:
-    config_path = root / "keybuzz.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["tuning"]["sentinel"].update(sentinel)
-    config_path.write_text(yaml.safe_dump(config))
-    return load_site(root)
 
 
 @pytest.fixture
@@ -105,8 +97,8 @@ def test_sentinel_conf_settings(plans: Plans, site: Site) -> None:
         assert not words & {"requirepass", "sentinel auth-pass", "sentinel sentinel-pass"}
 
 
-def test_timings_and_write_safety_come_from_keybuzz_yaml(seed_site: Path) -> None:
-    site = with_sentinel_tuning(seed_site, down_after_ms=1500, failover_timeout_ms=20000,
+def test_timings_and_write_safety_come_from_keybuzz_yaml(seed_site: Path, kb: type) -> None:
+    site = kb.retune(seed_site, "sentinel", down_after_ms=1500, failover_timeout_ms=20000,
                                 min_replicas_to_write=2, min_replicas_max_lag_s=5)
     plans = render(site)
     sentinel = sentinel_conf(plans, site, "redis-02")

@@ -15,10 +15,6 @@ from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
-# No --ulimit flags: the container CLI's defaults apply (dockerd's, or default_ulimits in
-# containers.conf, which the lab sets below the machine's hard limit that 65536 would exceed).
-ULIMITS: tuple[tuple[str, str], ...] = ()
-
 # Adds every PostgreSQL bin dir of the image to PATH: the lab image (Debian, PostgreSQL 15) and
 # the production image (official postgres, 16) keep them in different places.
 PATRONI_START = ('for d in /usr/lib/postgresql/*/bin; do PATH="$d:$PATH"; done; export PATH; '
@@ -39,7 +35,7 @@ def patroni_container(site: Site) -> ContainerSpec:
     # patroni.yml is not in restart_on: a changed file is applied with POST /reload, never a restart.
     return ContainerSpec(name=layout.PATRONI_CONTAINER, image=site.image("patroni"), module=layout.MODULE,
                          entrypoint="/bin/sh", command=("-c", PATRONI_START), env_file=paths.patroni_env,
-                         mounts=tuple(mounts), user=layout.IMAGE_USER, ulimits=ULIMITS)
+                         mounts=tuple(mounts), user=layout.IMAGE_USER)
 
 
 def etcd_container(site: Site, server: Server) -> ContainerSpec:
@@ -57,7 +53,7 @@ def etcd_container(site: Site, server: Server) -> ContainerSpec:
         "--initial-cluster-token", layout.SCOPE,
     )
     return ContainerSpec(name=layout.ETCD_CONTAINER, image=etcd_image(site), module=layout.MODULE,
-                         entrypoint="etcd", command=command, ulimits=ULIMITS,
+                         entrypoint="etcd", command=command,
                          mounts=(Mount(layout.host_paths(site).etcd, layout.C_ETCD_DIR),))
 
 
@@ -98,7 +94,7 @@ def pgbouncer_container(site: Site) -> ContainerSpec:
     return ContainerSpec(name=layout.PGBOUNCER_CONTAINER, image=site.image("pgbouncer"), module=layout.MODULE,
                          entrypoint="pgbouncer", command=(f"{layout.C_PGBOUNCER_DIR}/pgbouncer.ini",),
                          mounts=(Mount(paths.pgbouncer, layout.C_PGBOUNCER_DIR, read_only=True),),
-                         user=layout.IMAGE_USER, ulimits=ULIMITS, restart_on=(paths.pgbouncer_ini, paths.userlist))
+                         user=layout.IMAGE_USER, restart_on=(paths.pgbouncer_ini, paths.userlist))
 
 
 def lb_plan(site: Site, server: Server) -> HostPlan:
@@ -111,7 +107,7 @@ def lb_plan(site: Site, server: Server) -> HostPlan:
                    FileSpec(paths.pgbouncer_ini, pgbouncer_ini(site))]
     plan.containers += [
         dataclasses.replace(haproxy_container(layout.HAPROXY_CONTAINER, layout.MODULE, site.image("haproxy"),
-                                              paths.haproxy_cfg), ulimits=ULIMITS),
+                                              paths.haproxy_cfg)),
         pgbouncer_container(site),
     ]
     return plan

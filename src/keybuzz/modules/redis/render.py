@@ -11,10 +11,6 @@ from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
-# No --ulimit flags: the container CLI's defaults apply (dockerd's, or default_ulimits in
-# containers.conf, which the lab keeps below the machine's hard limit that 65536 would exceed).
-ULIMITS: tuple[tuple[str, str], ...] = ()
-
 
 def env_file(site: Site) -> str:
     """The passwords, for the containers' environment only (0600, never in argv or a config)."""
@@ -31,7 +27,7 @@ def _redis_host(site: Site, server: Server) -> HostPlan:
         name=layout.SERVER_CONTAINER, image=image, module=layout.MODULE,
         entrypoint="/bin/sh", command=(layout.C_SCRIPT, "server"), env_file=paths.env_file,
         mounts=(conf_mount, data_mount),
-        restart_on=(paths.redis_conf, paths.script), ulimits=ULIMITS,
+        restart_on=(paths.redis_conf, paths.script),
     )
     # sentinel.conf is not watched: Sentinel owns its state after the first start, and a
     # changed down-after/failover-timeout is applied with SENTINEL SET by deploy instead.
@@ -39,7 +35,7 @@ def _redis_host(site: Site, server: Server) -> HostPlan:
         name=layout.SENTINEL_CONTAINER, image=image, module=layout.MODULE,
         entrypoint="/bin/sh", command=(layout.C_SCRIPT, "sentinel"), env_file=paths.env_file,
         mounts=(conf_mount, data_mount),
-        restart_on=(paths.script,), ulimits=ULIMITS,
+        restart_on=(paths.script,),
     )
     return HostPlan(
         hostname=server.hostname,
@@ -63,7 +59,7 @@ def _redis_host(site: Site, server: Server) -> HostPlan:
 def _haproxy_host(site: Site, server: Server) -> HostPlan:
     paths = layout.host_paths(site)
     spec = haproxy.container(layout.HAPROXY_CONTAINER, layout.MODULE, site.image("haproxy"), paths.haproxy_cfg)
-    spec = replace(spec, env_file=paths.env_file, ulimits=ULIMITS)
+    spec = replace(spec, env_file=paths.env_file)
     return HostPlan(
         hostname=server.hostname,
         directories=[DirSpec(paths.haproxy, 0o755), DirSpec(paths.secrets, 0o700)],

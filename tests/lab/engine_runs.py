@@ -1,0 +1,78 @@
+"""Drive the engine from lab tests: install, validate, cleanup and one drill round of a module.
+
+Each call opens its own Engine (SSH connections) like a fresh `keybuzz` command would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import time
+from collections.abc import Mapping
+
+from rich.console import Console
+
+from keybuzz.drills.contract import DrillContext
+from keybuzz.drills.faults import LabFaults
+from keybuzz.drills.report import RoundResult
+from keybuzz.drills.runner import measure_round
+from keybuzz.engine import Engine, Stats, cleanup_module, install_modules, validate_module
+from keybuzz.lab import Lab
+from keybuzz.modules.base import CheckResult, Module
+from keybuzz.site import Site
+
+
+@dataclasses.dataclass
+class Run:
+    stats: Stats
+    seconds: float
+    output: str
+
+
+def _quiet(buffer: io.StringIO | None = None) -> Console:
+    return Console(file=buffer or io.StringIO(), width=200)
+
+
+def install(site: Site, module: Module) -> Run:
+    buffer = io.StringIO()
+
+    async def go() -> Run:
+        started = time.monotonic()
+        async with Engine(site, console=_quiet(buffer)) as engine:
+            await install_modules(engine, [module])
+            return Run(engine.stats, time.monotonic() - started, buffer.getvalue())
+
+    return asyncio.run(go())
+
+
+def cleanup(site: Site, module: Module, *, purge_data: bool) -> None:
+    async def go() -> None:
+        async with Engine(site, console=_quiet()) as engine:
+            await cleanup_module(engine, module, purge_data=purge_data)
+
+    asyncio.run(go())
+
+
+def validate(site: Site, module: Module) -> list[CheckResult]:
+    async def go() -> list[CheckResult]:
+        async with Engine(site, console=_quiet()) as engine:
+            return await validate_module(engine, module)
+
+    return asyncio.run(go())
+
+
+def drill_round(site: Site, lab: Lab, module: Module, scenario: str,
+                options: Mapping[str, object] | None = None) -> RoundResult:
+    """One round through the drill framework, faults injected on the lab; every host restored after."""
+
+    async def go() -> RoundResult:
+        async with Engine(site, console=_quiet()) as engine:
+            dctx = DrillContext(engine, LabFaults(lab.dir), dict(options or {}))
+            await module.prepare_drill(dctx)  # type: ignore[attr-defined]
+            return await measure_round(1, await module.plan_round(dctx, scenario, 1))  # type: ignore[attr-defined]
+
+    try:
+        return asyncio.run(go())
+    finally:
+        lab.restore()
