@@ -1,11 +1,11 @@
 """Failover figures on the lab: write outage and acknowledged writes lost, per module and scenario.
 
     .venv/bin/python bench/failover.py [--lab-dir DIR] [--subnet CIDR] [--modules postgres,redis] [--rounds 3]
-                                       [--no-seed-timings] [--keep-lab]
+                                       [--from-nothing] [--no-seed-timings] [--keep-lab]
 
 Uses the lab in --lab-dir when it is up, otherwise brings up a small one (taken down at the end
-unless --keep-lab). Installs the modules (timed from nothing, then a re-run that must change
-nothing), runs each scenario --rounds times and prints one summary row per scenario. For
+unless --keep-lab). Installs the modules (from nothing with --from-nothing: modules and their data removed first),
+then a re-run that must change nothing, runs each scenario --rounds times and prints one summary row per scenario. For
 PostgreSQL it also runs power-off rounds with the seed's timings (30/10/30, which Patroni 4
 turns into 30/1/14) side by side with ours. Numbers are medians over rounds on a shared
 2-core machine: orders of magnitude, not SLAs. JSON reports land in <site>/logs/drills/.
@@ -27,7 +27,7 @@ from rich.table import Table
 from keybuzz.drills.faults import LabFaults
 from keybuzz.drills.report import DrillReport
 from keybuzz.drills.session import run_drill
-from keybuzz.engine import Engine, install_modules
+from keybuzz.engine import Engine, cleanup_module, install_modules
 from keybuzz.lab import Lab
 from keybuzz.modules import module_by_name
 from keybuzz.site import load_site
@@ -38,7 +38,7 @@ SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {
 }
 SEED_PATRONI = {"ttl": 30, "loop_wait": 1, "retry_timeout": 14}  # the seed's 30/10/30 as Patroni 4 applies it
 
-console = Console()
+console = Console(width=150)
 
 
 @dataclass
@@ -49,10 +49,17 @@ class Row:
     report: DrillReport
 
 
-async def timed_install(site_dir: Path, modules: list[str]) -> list[tuple[str, float, int, int]]:
-    """Install from what is there, then a re-run; returns (label, seconds, changes, restarts)."""
+async def timed_install(site_dir: Path, modules: list[str], *, from_nothing: bool = False
+                        ) -> list[tuple[str, float, int, int]]:
+    """Install (after removing the modules and their data when from_nothing), then a re-run;
+    returns (label, seconds, changes, restarts)."""
+    if from_nothing:
+        site = load_site(site_dir)
+        async with Engine(site, console=Console(quiet=True)) as engine:
+            for name in reversed(modules):
+                await cleanup_module(engine, module_by_name(name), purge_data=True)
     out = []
-    for label in ("install", "re-run"):
+    for label in ("install from nothing" if from_nothing else "install", "re-run"):
         site = load_site(site_dir)
         async with Engine(site, console=Console(quiet=True)) as engine:
             started = time.monotonic()
@@ -92,7 +99,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         site_dir = lab.site_dir
         modules = [m.strip() for m in args.modules.split(",") if m.strip()]
-        installs = await timed_install(site_dir, modules)
+        installs = await timed_install(site_dir, modules, from_nothing=args.from_nothing)
         rows: list[Row] = []
         for module in modules:
             for scenario, options in SCENARIOS[module]:
@@ -140,6 +147,8 @@ if __name__ == "__main__":
     parser.add_argument("--subnet", default="10.90.0.0/16", help="for a lab this script brings up")
     parser.add_argument("--modules", default="postgres,redis")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--from-nothing", action="store_true",
+                        help="remove the modules and their data first, to time an install from nothing")
     parser.add_argument("--no-seed-timings", action="store_true")
     parser.add_argument("--keep-lab", action="store_true")
     asyncio.run(main(parser.parse_args()))

@@ -177,8 +177,10 @@ def check_minio_nodes(data: LintInput) -> Iterable[Hit]:
 def check_maria_without_proxysql(data: LintInput) -> Iterable[Hit]:
     maria = data.site.with_role("maria")
     if maria and not data.site.with_role("proxysql"):
+        vips = [str(lb.vip) for lb in data.site.config.load_balancers if lb.target_role == "proxysql"]
+        behind = f" behind {', '.join(vips)}" if vips else ""
         yield "servers.tsv", f"{len(maria)} maria servers but no proxysql server", \
-            "clients reach Galera through ProxySQL behind 10.0.0.20 (definitive design A); add 2 proxysql servers"
+            f"clients reach Galera through ProxySQL{behind} (definitive design A); add 2 proxysql servers"
 
 
 def check_load_balancer_targets(data: LintInput) -> Iterable[Hit]:

@@ -13,7 +13,7 @@ class FileSpec:
     """A file on a host. `secret` files hold credential values: 0600 and never shown in diffs."""
 
     path: str
-    content: str
+    content: str = field(repr=False)  # may hold secrets: never in a traceback or a test failure
     mode: int = 0o644
     owner: str = "root"  # "user", "uid" or "uid:gid" as chown takes it
     secret: bool = False

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from engine_runs import Run, cleanup, drill_round, install, validate  # tests/lab is on sys.path
-from rich.console import Console
 
-from keybuzz.engine import Engine, cleanup_module
 from keybuzz.lab import Lab
 from keybuzz.modules.postgres import MODULE, api, layout
 from keybuzz.site import Site, load_site
@@ -104,6 +101,27 @@ def test_rerun_after_failover_keeps_the_new_leader(site: Site, installed: Run) -
     assert leader(site) == before
 
 
+def with_patroni(site: Site, **updates: object) -> Site:
+    """The same site with other tuning.patroni values, in memory (the lab's keybuzz.yaml stays as it is)."""
+    tuning = site.config.tuning
+    patroni = tuning.patroni.model_copy(update=updates)
+    config = site.config.model_copy(update={"tuning": tuning.model_copy(update={"patroni": patroni})})
+    return dataclasses.replace(site, config=config)
+
+
+def test_dcs_setting_goes_through_patroni_without_restart(site: Site, installed: Run) -> None:
+    ttl = site.config.tuning.patroni.ttl + 4  # lives in the DCS only: no container needs recreating
+    try:
+        run = install(with_patroni(site, ttl=ttl), MODULE)
+        assert run.stats.changes >= 1 and run.stats.restarts == 0, run.output
+        assert "PATCH /config" in run.output
+        status, config = asyncio.run(api.call(str(site.server(leader(site)).private_ip), "/config"))
+        assert status == 200 and config["ttl"] == ttl
+    finally:
+        back = install(site, MODULE)
+    assert back.stats.restarts == 0, back.output
+
+
 def test_poweroff_leader_round_with_sync_loses_nothing(site: Site, lab: Lab, installed: Run) -> None:
     try:
         result = drill_round(site, lab, MODULE, "poweroff-leader", {"sync": True})
@@ -130,17 +148,9 @@ def test_cleanup_then_reinstall(site: Site, lab: Lab, installed: Run) -> None:
     assert failed == []
 
 
-def with_dcs(site: Site, dcs: str) -> Site:
-    """The same site with another DCS, in memory (the lab's keybuzz.yaml stays as it is)."""
-    tuning = site.config.tuning
-    patroni = tuning.patroni.model_copy(update={"dcs": dcs})
-    config = site.config.model_copy(update={"tuning": tuning.model_copy(update={"patroni": patroni})})
-    return dataclasses.replace(site, config=config)
-
-
 def test_etcd_variant_installs_validates_and_cleans_its_keys(site: Site, lab: Lab, installed: Run) -> None:
     cleanup(site, MODULE, purge_data=True)
-    etcd_site = with_dcs(site, "etcd")
+    etcd_site = with_patroni(site, dcs="etcd")
     try:
         first = install(etcd_site, MODULE)
         print(f"\npostgres module from nothing with etcd: {first.seconds:.1f} s")
@@ -151,12 +161,4 @@ def test_etcd_variant_installs_validates_and_cleans_its_keys(site: Site, lab: La
         again = install(etcd_site, MODULE)
         assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
     finally:
-        buffer = io.StringIO()
-
-        async def go() -> None:
-            async with Engine(etcd_site, console=Console(file=buffer, width=200)) as engine:
-                await cleanup_module(engine, MODULE, purge_data=True)
-
-        asyncio.run(go())
-    assert "etcd key(s) under /keybuzz/keybuzz-postgres/" in buffer.getvalue()
-    assert "etcd-postgres" not in containers(lab, site.with_role("db")[0].hostname)
+        cleanup(etcd_site, MODULE, purge_data=True)

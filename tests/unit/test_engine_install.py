@@ -101,6 +101,18 @@ def test_wait_for_is_skipped_in_dry_run_and_returns_when_probe_passes(site: Site
     assert len(seen) == 2
 
 
+def test_changes_made_outside_converge_are_counted_and_logged(site: Site) -> None:
+    async def go() -> tuple[int, dict[str, int]]:
+        async with Engine(site, console=quiet()) as engine:
+            engine.module = "postgres"
+            engine.changed("db-master-01", "PATCH /config: ttl")
+            return engine.stats.changes, engine.stats.changes_by_host
+
+    assert asyncio.run(go()) == (1, {"db-master-01": 1})
+    log = (site.logs_dir / "install.log").read_text()
+    assert "host=db-master-01 module=postgres step='PATCH /config: ttl' result=changed" in log
+
+
 def test_phase_names_the_module_and_step_of_a_failure(site: Site) -> None:
     async def run() -> None:
         async with Engine(site, console=quiet()) as engine:

@@ -168,3 +168,18 @@ def test_every_credential_name_is_documented_for_the_vault_migration():
         assert f"`{service}.env`" in docs
         for spec in specs:
             assert f"`{spec.key}`" in docs, spec.key
+
+
+def test_a_site_shown_in_a_traceback_holds_no_secret(seed_site, kb) -> None:
+    from keybuzz.site import load_site
+
+    shown = repr(load_site(seed_site))
+    assert "credentials" not in shown
+    assert not [value for value in kb.secret_values(seed_site) if value in shown]
+
+
+def test_a_rendered_secret_file_shown_in_a_traceback_holds_no_secret() -> None:
+    from keybuzz.render import FileSpec, HostPlan
+
+    plan = HostPlan("db-1", files=[FileSpec("/opt/keybuzz/x.env", "X_PASSWORD=abcdefgh12345678", secret=True)])
+    assert "abcdefgh12345678" not in repr(plan)

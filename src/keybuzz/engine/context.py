@@ -181,6 +181,11 @@ class Engine:
                                       module=self.module, step=f"wait for {what}")
             await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
 
+    def changed(self, hostname: str, what: str) -> None:
+        """A change made outside converge (API call, SQL, SENTINEL SET): counted and logged like file changes."""
+        self._count(hostname, 1)
+        self.log_action(hostname, what, "would change" if self.dry_run else "changed", 0.0)
+
     def note(self, message: str) -> None:
         self.log.info("module=%s note=%s", self.module, message)
         self.console.print(f"  {redact(message)}", markup=False, highlight=False)

@@ -76,6 +76,10 @@ class DeployContext(Protocol):
         """Health gate: poll probe until True; raise OperationFailed naming `what` on timeout."""
         ...
 
+    def changed(self, hostname: str, what: str) -> None:
+        """Count and log a change the module made itself (an API call, SQL, ...): re-runs report it."""
+        ...
+
     def note(self, message: str) -> None:
         """A line for install.log and the screen (never pass a secret)."""
         ...

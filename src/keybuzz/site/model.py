@@ -16,7 +16,8 @@ class Site:
     servers: list[Server]
     config: KeybuzzConfig
     versions: Versions
-    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    # repr=False: a Site shown in a traceback or a test failure must not print the passwords.
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def logs_dir(self) -> Path:

@@ -34,7 +34,7 @@ async def ensure_app_role(ctx: DeployContext, leader: str) -> None:
                        f"REVOKE ALL ON DATABASE {ident(database)} FROM PUBLIC;",
                        f"GRANT CONNECT, TEMPORARY ON DATABASE {ident(database)} TO {ident(user)};"]
     if statements:
-        ctx.note(f"application role/database: {len(statements)} statement(s) on {leader}")
+        ctx.changed(leader, f"application role/database: {len(statements)} statement(s)")
         if not ctx.dry_run:
             await psql(ctx, leader, "\n".join(statements) + "\n")
     if not ctx.dry_run:
@@ -50,7 +50,7 @@ async def vector_extension(ctx: DeployContext, leader: str, database: str) -> No
                  "(reported by `keybuzz validate postgres`)")
     elif not installed:
         await psql(ctx, leader, "CREATE EXTENSION IF NOT EXISTS vector;", database=database)
-        ctx.note(f"CREATE EXTENSION vector in {database}")
+        ctx.changed(leader, f"CREATE EXTENSION vector in {database}")
 
 
 async def app_login_ok(ctx: DeployContext, leader: str) -> bool:

@@ -20,6 +20,7 @@ from keybuzz.errors import OperationFailed
 from keybuzz.modules.base import DeployContext
 from keybuzz.modules.postgres import api, layout
 from keybuzz.modules.postgres.approle import ensure_app_role
+from keybuzz.modules.postgres.checks import check_haproxy
 from keybuzz.modules.postgres.client import connect_once, lb_vip
 from keybuzz.modules.postgres.lb import userlist
 from keybuzz.modules.postgres.patroni_config import dcs_settings
@@ -119,6 +120,9 @@ class PostgresDeploy:
         async with ctx.phase("HAProxy and PgBouncer on the haproxy servers"):
             await self._load_balancers(leader_host)
         async with ctx.phase("the ways in through the load balancer"):
+            # A (re)started HAProxy counts every server UP until its first check: wait for the checks.
+            await ctx.wait_for("every HAProxy with exactly one UP write server, the leader", self._haproxy_settled,
+                               timeout=WRITE_PATH_TIMEOUT_S)
             await ctx.wait_for("5432 on the leader, 5433 on a replica, 6432 through PgBouncer, via the LB VIP",
                                self._lb_paths_ok, timeout=WRITE_PATH_TIMEOUT_S)
 
@@ -157,7 +161,7 @@ class PostgresDeploy:
             if before[host] and after[host] != before[host]:
                 ip = str(self.site.server(host).private_ip)
                 status, body = await api.call(ip, "/reload", method="POST", site=self.site)
-                self.ctx.note(f"{host}: patroni.yml changed, POST /reload -> {status}")
+                self.ctx.changed(host, f"patroni.yml changed, POST /reload -> {status}")
                 if status >= 300:
                     raise OperationFailed(f"Patroni reload on {host} failed ({status}): {body}", host=host,
                                           module=layout.MODULE, step="reload")
@@ -172,15 +176,15 @@ class PostgresDeploy:
         patch = dcs_differences(current, dcs_settings(self.site))
         if not patch:
             return
-        self.ctx.note(f"DCS settings differ from keybuzz.yaml: {sorted(_leaves(patch))}")
+        self.ctx.changed(leader, f"PATCH /config: DCS settings differ from keybuzz.yaml: {sorted(_leaves(patch))}")
         if self.ctx.dry_run:
             return
         status, body = await api.call(ip, "/config", method="PATCH", body=patch, site=self.site)
         if status != 200:
             raise OperationFailed(f"PATCH /config failed ({status}): {body}", host=leader, module=layout.MODULE,
                                   step="dcs config")
-        self.ctx.note("DCS settings updated through PATCH /config (Patroni applies them without restart; "
-                      "parameters that need one show as pending_restart in `patronictl list`)")
+        self.ctx.note("Patroni applies DCS settings without a restart; parameters that need one show as "
+                      "pending_restart in `patronictl list`")
 
     # --- load balancers ---------------------------------------------------------------------
     async def _load_balancers(self, leader: str) -> None:
@@ -224,6 +228,9 @@ class PostgresDeploy:
             return status == 200 and isinstance(body, dict) and str(body.get("health")) == "true"
         results = await asyncio.gather(*(one(str(s.private_ip)) for s in self.site.with_role("db")))
         return all(results)
+
+    async def _haproxy_settled(self) -> bool:
+        return (await check_haproxy(self.site, api.leader_of(await api.cluster_states(self.site)))).ok
 
     async def _lb_paths_ok(self) -> bool:
         """The LB and HAProxy mark backends UP only after `rise` checks: wait for all three ports."""

@@ -183,12 +183,11 @@ class RedisDeploy:
             for key, value in wanted.items():
                 if str(current.get(key)) == str(value):
                     continue
+                self.ctx.changed(server.hostname, f"SENTINEL SET {key} {current.get(key)} -> {value}")
                 if self.ctx.dry_run:
-                    self.ctx.note(f"would set {key} {value} on sentinel {server.hostname} (now {current.get(key)})")
                     continue
                 await client.call(ip, layout.SENTINEL_PORT, password, "SENTINEL", "SET", layout.MASTER_NAME,
                                   key, str(value))
-                self.ctx.note(f"sentinel {server.hostname}: {key} {current.get(key)} -> {value}")
 
     async def _haproxy_ok(self, hostname: str) -> bool:
         master = await state.sentinels_master(self.site)
