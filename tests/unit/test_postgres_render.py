@@ -195,6 +195,8 @@ def test_haproxy_write_and_read_backends(plans: Plans, site: Site) -> None:
     write, read = sections["listen postgres_write"], sections["listen postgres_read"]
     assert "bind 0.0.0.0:5432" in write and "bind 0.0.0.0:5433" in read
     assert "option httpchk GET /primary" in write and "balance roundrobin" not in write
+    # refused, never sent to a replica, unless exactly one server is UP (a restarted HAProxy counts all UP)
+    assert "tcp-request connection reject unless { nbsrv(postgres_write) eq 1 }" in write
     assert "balance roundrobin" in read and any(line.startswith("option httpchk GET /replica") for line in read)
     for body in (write, read):
         default = next(line.split() for line in body if line.startswith("default-server "))

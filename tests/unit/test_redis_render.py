@@ -111,7 +111,10 @@ def test_timings_and_write_safety_come_from_keybuzz_yaml(seed_site: Path, kb: ty
 
 def test_haproxy_sends_clients_to_the_master_only(plans: Plans, site: Site) -> None:
     sections = haproxy_sections(plans, site)
-    assert sections["frontend redis"] == ["bind 0.0.0.0:6379", "default_backend redis"]
+    # refused, never sent to a replica, unless exactly one server is UP (a restarted HAProxy counts all UP)
+    assert sections["frontend redis"] == ["bind 0.0.0.0:6379",
+                                          "tcp-request connection reject unless { nbsrv(redis) eq 1 }",
+                                          "default_backend redis"]
     backend = sections["backend redis"]
     assert "balance first" in backend
     assert not any(line.startswith("balance roundrobin") for line in sections_lines(sections))

@@ -27,6 +27,9 @@ def haproxy_sections(site: Site) -> list[Section]:
     lag = site.config.tuning.patroni.maximum_lag_on_failover
     write = Section("listen", "postgres_write", (
         f"bind 0.0.0.0:{layout.WRITE_PORT}",
+        # A (re)started HAProxy counts every server UP until its first check: writes are refused,
+        # never sent to a replica, unless exactly one server (the leader) is UP.
+        "tcp-request connection reject unless { nbsrv(postgres_write) eq 1 }",
         "option httpchk GET /primary",
         "http-check expect status 200",
         DEFAULT_SERVER,

@@ -46,6 +46,9 @@ def haproxy_sections(site: Site) -> list[Section]:
     quorum = layout.quorum(site)
     frontend = Section("frontend", FRONTEND, (
         f"bind 0.0.0.0:{layout.REDIS_PORT}",
+        # A (re)started HAProxy counts every server UP until its first check: clients are refused,
+        # never sent to a replica, unless exactly one server (the master) is UP.
+        f"tcp-request connection reject unless {{ nbsrv({BACKEND}) eq 1 }}",
         f"default_backend {BACKEND}",
     ))
     master = Section("backend", BACKEND, (
