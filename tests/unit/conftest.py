@@ -23,6 +23,12 @@ def seed_site(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def site(seed_site: Path) -> Site:
+    """The seed site, loaded (credentials registered for redaction)."""
+    return load_site(seed_site)
+
+
 def _secret_values(site: Path) -> list[str]:
     """The real generated secret values of a site, read from its credentials files."""
     values = []

@@ -21,7 +21,6 @@ from keybuzz.engine import ConvergeFailed, Engine, InstallFailed, install_module
 from keybuzz.errors import OperationFailed
 from keybuzz.modules.base import CheckResult, DeployContext, Module, PendingModule
 from keybuzz.render import FileSpec, HostPlan
-from keybuzz.site import load_site
 from keybuzz.site.config import KeybuzzConfig, Ssh
 from keybuzz.site.model import Site
 from keybuzz.site.servers import Server
@@ -47,11 +46,6 @@ def test_resume_command_parses_back() -> None:
     command = resume_command(Path("/srv/my site"), MODULES[1], ["postgres", "redis"], dry_run=False)
     assert shlex.split(command) == ["keybuzz", "install", "--site", "/srv/my site", "--start-from-module", "3",
                                     "--only", "postgres,redis"]
-
-
-@pytest.fixture
-def site(seed_site: Path) -> Site:
-    return load_site(seed_site)
 
 
 def test_pending_modules_are_reported_not_silently_skipped(site: Site) -> None:

@@ -22,11 +22,6 @@ DB_IPS = ("10.0.0.120", "10.0.0.121", "10.0.0.122")
 
 
 @pytest.fixture
-def site(seed_site: Path) -> Site:
-    return load_site(seed_site)
-
-
-@pytest.fixture
 def plans(site: Site) -> Plans:
     return render(site)
 

@@ -17,17 +17,12 @@ from keybuzz.modules.redis import bootguard, layout, lb
 from keybuzz.modules.redis.conf import directive, parse_directives
 from keybuzz.modules.redis.render import render
 from keybuzz.render import Plans
-from keybuzz.site import Site, load_site
+from keybuzz.site import Site
 
 REDIS = ("redis-01", "redis-02", "redis-03")
 REDIS_IPS = ("10.0.0.123", "10.0.0.124", "10.0.0.125")
 LBS = ("haproxy-01", "haproxy-02")
 
-
-
-@pytest.fixture
-def site(seed_site: Path) -> Site:
-    return load_site(seed_site)
 
 
 @pytest.fixture
