@@ -20,7 +20,8 @@ from keybuzz.secrets import redact
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Install and operate the KeyBuzz HA platform from one site folder.")
-console = Console()
+# Piped output (CI logs, `| less`) gets wide tables instead of Rich's 80-column fallback.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
