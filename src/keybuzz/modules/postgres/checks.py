@@ -139,17 +139,22 @@ def write_backend_up(csv_text: str) -> list[str]:
             and row.get("svname") not in ("FRONTEND", "BACKEND") and (row.get("status") or "").startswith("UP")]
 
 
+async def haproxy_write_up(site: Site, ip: str) -> list[str]:
+    """Servers UP in the write backend of one HAProxy; raises OSError/TimeoutError when it is unreachable."""
+    status, body = await api.call(ip, "/stats;csv", port=site.config.haproxy.stats_port)
+    return write_backend_up(body if isinstance(body, str) else "") if status == 200 else []
+
+
 async def check_haproxy(site: Site, leader: api.NodeState | None) -> CheckResult:
     name = "haproxy: exactly one UP server on the write backend, the leader"
-    port, details, ok = site.config.haproxy.stats_port, [], leader is not None
+    details, ok = [], leader is not None
     for server in site.with_role("haproxy"):
         try:
-            status, body = await api.call(str(server.private_ip), "/stats;csv", port=port)
+            up = await haproxy_write_up(site, str(server.private_ip))
         except (OSError, TimeoutError) as exc:
             details.append(f"{server.hostname}: stats unreachable ({exc})")
             ok = False
             continue
-        up = write_backend_up(body if isinstance(body, str) else "") if status == 200 else []
         ok = ok and up == [leader.hostname if leader else ""]
         details.append(f"{server.hostname}: UP {up or 'none'}")
     if leader is None:

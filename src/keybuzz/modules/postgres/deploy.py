@@ -20,7 +20,7 @@ from keybuzz.errors import OperationFailed
 from keybuzz.modules.base import DeployContext
 from keybuzz.modules.postgres import api, layout
 from keybuzz.modules.postgres.approle import ensure_app_role
-from keybuzz.modules.postgres.checks import check_haproxy
+from keybuzz.modules.postgres.checks import haproxy_write_up
 from keybuzz.modules.postgres.client import connect_once, lb_vip
 from keybuzz.modules.postgres.lb import userlist
 from keybuzz.modules.postgres.patroni_config import dcs_settings
@@ -120,9 +120,6 @@ class PostgresDeploy:
         async with ctx.phase("HAProxy and PgBouncer on the haproxy servers"):
             await self._load_balancers(leader_host)
         async with ctx.phase("the ways in through the load balancer"):
-            # A (re)started HAProxy counts every server UP until its first check: wait for the checks.
-            await ctx.wait_for("every HAProxy with exactly one UP write server, the leader", self._haproxy_settled,
-                               timeout=WRITE_PATH_TIMEOUT_S)
             await ctx.wait_for("5432 on the leader, 5433 on a replica, 6432 through PgBouncer, via the LB VIP",
                                self._lb_paths_ok, timeout=WRITE_PATH_TIMEOUT_S)
 
@@ -203,7 +200,11 @@ class PostgresDeploy:
                               mode=0o600, owner=owner, secret=True)
             lb_plans = {h: HostPlan(h, list(p.directories), [*p.files, secret], list(p.containers))
                         for h, p in lb_plans.items()}
-        await self.ctx.converge(self.lbs, lb_plans)
+        # One haproxy server at a time: the load balancer keeps the other one while this one restarts.
+        for host in self.lbs:
+            await self.ctx.converge([host], lb_plans)
+            await self.ctx.wait_for(f"HAProxy on {host}: exactly one UP write server, the leader",
+                                    lambda host=host: self._haproxy_settled(host), timeout=WRITE_PATH_TIMEOUT_S)
 
     # --- gates ------------------------------------------------------------------------------
     async def _has_leader(self) -> bool:
@@ -229,8 +230,11 @@ class PostgresDeploy:
         results = await asyncio.gather(*(one(str(s.private_ip)) for s in self.site.with_role("db")))
         return all(results)
 
-    async def _haproxy_settled(self) -> bool:
-        return (await check_haproxy(self.site, api.leader_of(await api.cluster_states(self.site)))).ok
+    async def _haproxy_settled(self, host: str) -> bool:
+        """A (re)started HAProxy counts every server UP until its first check: wait for the checks."""
+        leader = api.leader_of(await api.cluster_states(self.site))
+        up = await haproxy_write_up(self.site, str(self.site.server(host).private_ip))
+        return leader is not None and up == [leader.hostname]
 
     async def _lb_paths_ok(self) -> bool:
         """The LB and HAProxy mark backends UP only after `rise` checks: wait for all three ports."""
