@@ -23,9 +23,12 @@ def failover(
     """Inject a fault on the module's primary while writing through the load balancer, and measure."""
     from keybuzz.cli import console, err_console, load, print_json
     from keybuzz.drills.faults import faults_for
+    from keybuzz.drills.runner import DrillAborted
     from keybuzz.drills.session import NotDrillable, as_drillable, run_drill
     from keybuzz.engine import Engine
+    from keybuzz.errors import OperationFailed
     from keybuzz.modules import module_by_name
+    from keybuzz.secrets import redact
 
     try:
         chosen = module_by_name(module)
@@ -42,7 +45,7 @@ def failover(
     async def drill():
         async with Engine(loaded, console=console) as engine:
             faults = faults_for(loaded.root, engine, chosen.name, loaded.config.container_cli)
-            return await run_drill(chosen, engine, faults, scenario, rounds, {"sync": sync},
+            return await run_drill(chosen, engine, faults, scenario, rounds, {"sync": True} if sync else {},
                                    on_round=lambda r: console.print(
                                        f"round {r.round}: outage {r.outage_s:.2f} s, lost {r.lost}/{r.acked}"))
 
@@ -51,8 +54,8 @@ def failover(
     except NotDrillable as exc:
         err_console.print(str(exc), markup=False)
         raise typer.Exit(2) from None
-    except (TimeoutError, ValueError) as exc:
-        err_console.print(f"drill failed: {exc}", markup=False)
+    except (TimeoutError, ValueError, DrillAborted, OperationFailed) as exc:
+        err_console.print(redact(f"drill failed: {exc}"), markup=False)
         raise typer.Exit(1) from None
     path = report.save(loaded.logs_dir)
     if as_json:

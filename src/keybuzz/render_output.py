@@ -94,7 +94,9 @@ def _write_host(host_dir: Path, plan: HostPlan, cli: str, header: dict[str, Any]
         target.write_text(redact(spec.content))
         target.chmod(0o600 if spec.secret else 0o644)
         manifest["files"].append({"path": spec.path, "mode": f"{spec.mode:04o}", "owner": spec.owner,
-                                  "secret": spec.secret, "create_only": spec.create_only, "sha256": spec.sha256})
+                                  "secret": spec.secret, "create_only": spec.create_only,
+                                          # an unsalted hash of a secret file would let weak passwords be guessed
+                                          "sha256": None if spec.secret else spec.sha256})
     for container in plan.containers:
         manifest["containers"].append({"name": container.name, "image": container.image, "module": container.module,
                                        "argv": container.run_argv(cli, "<spec-hash>")})

@@ -6,6 +6,7 @@ user and --json output can replace it with `***` wherever it would otherwise app
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets as _csprng
@@ -97,9 +98,11 @@ class _Redactor:
         self._values: list[str] = []
 
     def add(self, value: str) -> None:
-        if len(value) >= 6 and value not in self._values:
-            self._values.append(value)
-            self._values.sort(key=len, reverse=True)
+        # Also the JSON-escaped form: --json output is redacted after serialisation.
+        for form in {value, json.dumps(value)[1:-1]}:
+            if len(form) >= 6 and form not in self._values:
+                self._values.append(form)
+        self._values.sort(key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for value in self._values:
@@ -152,13 +155,21 @@ def parse_env(text: str, file: str) -> tuple[dict[str, str], list[InputError]]:
 
 
 def _write_private(path: Path, content: str) -> None:
-    """Atomic write created 0600 from the start: the secret is never readable by others."""
+    """Atomic write created 0600 from the start: the secret is never readable by others, and a crash
+    leaves the old file or the new one, never an empty one (which would mean new passwords)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a stale tmp keeps its old mode through O_CREAT: start from nothing
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(content)
-    os.chmod(tmp, 0o600)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 class CredentialStore:

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 
 from rich.console import Console
 
-from keybuzz.drills.contract import DrillContext
 from keybuzz.drills.faults import LabFaults
 from keybuzz.drills.report import RoundResult
-from keybuzz.drills.runner import measure_round
+from keybuzz.drills.session import run_drill
 from keybuzz.engine import Engine, Stats, cleanup_module, install_modules, validate_module
 from keybuzz.lab import Lab
 from keybuzz.modules.base import CheckResult, Module
@@ -64,13 +63,12 @@ def validate(site: Site, module: Module) -> list[CheckResult]:
 
 def drill_round(site: Site, lab: Lab, module: Module, scenario: str,
                 options: Mapping[str, object] | None = None) -> RoundResult:
-    """One round through the drill framework, faults injected on the lab; every host restored after."""
+    """One round through `keybuzz failover`'s code path, faults injected on the lab; every host restored after."""
 
     async def go() -> RoundResult:
         async with Engine(site, console=_quiet()) as engine:
-            dctx = DrillContext(engine, LabFaults(lab.dir), dict(options or {}))
-            await module.prepare_drill(dctx)  # type: ignore[attr-defined]
-            return await measure_round(1, await module.plan_round(dctx, scenario, 1))  # type: ignore[attr-defined]
+            report = await run_drill(module, engine, LabFaults(lab.dir), scenario, 1, options)
+            return report.rounds[0]
 
     try:
         return asyncio.run(go())

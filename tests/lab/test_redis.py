@@ -82,7 +82,9 @@ def test_poweroff_master_loses_no_acknowledged_write(lab: Lab, site: Site, first
     assert result.target == layout.initial_master(site).hostname
     assert result.new_primary not in ("none", result.target)
     assert result.acked > 0 and result.lost == 0
-    assert result.details["max_up_nodes"] == 1  # never two masters UP in any HAProxy
+    # Never two masters UP in one HAProxy. Across the two HAProxies, the dead master can still be UP
+    # in one for a check interval while the other already has the new one: it takes no write then.
+    assert result.details["max_up_per_haproxy"] == 1
     assert result.rejoin_s is not None  # the old master came back as a connected replica
 
 
@@ -99,7 +101,7 @@ def test_rebooted_old_master_never_makes_two_masters(lab: Lab, site: Site,
     result = drill_round(site, lab, MODULE, "reboot-old-master")
     print("\n" + report(result))
     assert result.acked > 0 and result.lost == 0
-    assert result.details["max_up_nodes"] == 1 and result.details["haproxy_samples"] > 0
+    assert result.details["max_up_per_haproxy"] == 1 and result.details["haproxy_samples"] > 0
     assert result.rejoin_s is not None
     assert [r for r in validate(site, MODULE) if not r.ok] == []
 

@@ -108,3 +108,25 @@ def test_report_summary_and_json(tmp_path):
     saved = json.loads(report.save(tmp_path).read_text())
     assert saved["summary"]["rounds"] == 3
     assert saved["rounds"][0]["errors"] == {"timeout": 3}
+
+
+def test_a_failed_round_still_undoes_its_fault():
+    store = FlakyStore()
+    restored = []
+
+    async def inject():
+        store.down.set()  # never comes back by itself
+
+    async def recover():
+        store.down.clear()
+        restored.append(True)
+        return None
+
+    async def new_primary():
+        return "node-a"
+
+    plan = RoundPlan(scenario="test", target="node-a", probe=store, inject=inject, recover=recover,
+                     new_primary=new_primary, warmup_s=0.2, settle_s=0.2, max_outage_s=0.5, interval_s=0.02)
+    with pytest.raises(TimeoutError, match="did not come back"):
+        asyncio.run(measure_round(1, plan))
+    assert restored == [True] and not store.down.is_set()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
+import stat
 import subprocess
 from pathlib import Path
 
@@ -89,8 +91,12 @@ def test_changed_restart_on_file_recreates_the_container() -> None:
     actions = plan_actions(new, converged(old), "podman")
     assert [(a.kind, a.target) for a in actions] == [("file", CONF), ("container", "keybuzz-demo")]
     assert actions[1].summary.startswith("recreate") and actions[1].restarts == 1
-    words = shlex.split(actions[1].command.split(";")[0])
-    assert words[:2] == ["podman", "stop"]
+    steps = [step.strip() for step in actions[1].command.split(";")]
+    # the image is there (inspect, else pull) before the old container is stopped; any failure stops the script
+    assert steps[0] == "set -e"
+    assert steps[1].startswith("{ podman image inspect ") and "|| podman pull -q " in steps[1]
+    stop = next(i for i, step in enumerate(steps) if step.startswith("podman stop"))
+    assert stop > 1 and shlex.split(steps[-1])[:2] == ["podman", "run"]
 
 
 def test_stopped_container_is_started_not_recreated() -> None:
@@ -119,12 +125,26 @@ def test_path_of_the_wrong_kind_is_an_error() -> None:
         plan_actions(plan(), state, "podman")
 
 
-def test_write_command_never_carries_content_and_renames_atomically() -> None:
-    command = write_command("/etc/a b.conf", 0o600, "postgres")
-    steps = [shlex.split(step) for step in command.split(";")]
-    assert ["umask", "077"] in steps
-    assert ["chmod", "0600", "/etc/a b.conf.keybuzz-tmp"] in steps
-    assert steps[-1] == ["mv", "-f", "/etc/a b.conf.keybuzz-tmp", "/etc/a b.conf"]
+def test_write_command_never_carries_content_and_renames_atomically(tmp_path) -> None:
+    content = "SOME_PASSWORD=not-in-argv\n"
+    target = tmp_path / "a b.conf"
+    command = write_command(str(target), 0o640, str(os.getuid()), hashlib.sha256(content.encode()).hexdigest())
+    assert "not-in-argv" not in command
+    done = subprocess.run(["sh", "-c", command], input=content, text=True, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert target.read_text() == content and stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a b.conf"]
+
+
+def test_write_command_refuses_a_truncated_upload(tmp_path) -> None:
+    content = "KEY=value\n" * 10
+    target = tmp_path / "x.env"
+    target.write_text("old\n")
+    command = write_command(str(target), 0o600, str(os.getuid()), hashlib.sha256(content.encode()).hexdigest())
+    cut = subprocess.run(["sh", "-c", command], input=content[:25], text=True, capture_output=True, check=False)
+    assert cut.returncode != 0
+    assert target.read_text() == "old\n"  # the half-written file never replaced the good one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.env"]
 
 
 def test_owner_matching_accepts_names_and_ids() -> None:

@@ -58,6 +58,8 @@ def test_per_host_folders_with_redacted_files_and_a_manifest(seed_site: Path, tm
     files = {f["path"]: f for f in manifest["files"]}
     assert files["/opt/keybuzz/redis/redis.env"]["secret"] is True
     assert files["/opt/keybuzz/redis/redis.env"]["mode"] == "0600"
+    assert files["/opt/keybuzz/redis/redis.env"]["sha256"] is None  # no offline guessing of a secret file
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"] if not f["secret"])
     argv = manifest["containers"][0]["argv"]
     assert argv[:2] == ["docker", "run"] and "--env-file" in argv and "redis:7.2.5-alpine" in argv
     text = every_text(out)

@@ -183,3 +183,30 @@ def test_a_rendered_secret_file_shown_in_a_traceback_holds_no_secret() -> None:
 
     plan = HostPlan("db-1", files=[FileSpec("/opt/keybuzz/x.env", "X_PASSWORD=abcdefgh12345678", secret=True)])
     assert "abcdefgh12345678" not in repr(plan)
+
+
+def test_json_escaped_secret_is_redacted_too() -> None:
+    import json
+
+    from keybuzz.secrets import redact
+
+    value = 'pa"ss\\wörd-123'
+    redact.add(value)
+    assert value not in redact(f"x {value} y")
+    assert json.dumps(value)[1:-1] not in redact(json.dumps({"v": value}))
+
+
+def test_a_stale_world_readable_tmp_file_never_holds_a_secret(tmp_path) -> None:
+    import stat
+
+    from keybuzz.secrets import CredentialStore
+
+    folder = tmp_path / "credentials"
+    folder.mkdir(mode=0o700)
+    stale = folder / ".redis.env.tmp"
+    stale.write_text("old")
+    stale.chmod(0o644)
+    CredentialStore(folder).ensure(["redis"])
+    written = folder / "redis.env"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600 and "REDIS_PASSWORD=" in written.read_text()
+    assert not stale.exists()

@@ -48,6 +48,10 @@ class Drillable(Protocol):
         """Once before the rounds (e.g. switch synchronous mode; wait for a healthy cluster)."""
         ...
 
+    async def finish_drill(self, dctx: DrillContext) -> None:
+        """After the rounds, even failed ones: put back what prepare_drill changed (keybuzz.yaml's values)."""
+        ...
+
     async def plan_round(self, dctx: DrillContext, scenario: str, number: int) -> RoundPlan:
         """Pick the target (the current primary), build the probe and the fault for one round."""
         ...

@@ -35,16 +35,22 @@ class RoundPlan:
 async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
     runner = ProbeRunner(plan.probe, plan.interval_s, first_id=number * 1_000_000 + 1)
     runner.start()
+    injected = False
     try:
         await _wait(lambda: runner.history.healthy_streak(time.monotonic(), plan.warmup_s / 2),
                     plan.warmup_s + 30, "writes never succeeded before the fault")
         await asyncio.sleep(plan.warmup_s)
         fault_at = time.monotonic()
+        injected = True
         await plan.inject()
         await _wait(lambda: _recovered(runner, fault_at, plan), plan.max_outage_s,
                     f"writes did not come back within {plan.max_outage_s} s")
-    finally:
+    except BaseException as exc:
         await asyncio.to_thread(runner.stop)
+        if injected:  # never leave a host powered off or a container killed behind a failed round
+            await _restore_after_failure(plan, exc)
+        raise
+    await asyncio.to_thread(runner.stop)
     history = runner.history
     outage, _, _ = history.outage(fault_at)
     new_primary = await plan.new_primary()
@@ -55,6 +61,18 @@ async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
                        acked=len(acked), lost=len(acked - found), errors=dict(history.errors(fault_at)),
                        new_primary=new_primary, rejoin_s=None if rejoin is None else round(rejoin, 2),
                        details=plan.details() if plan.details else {})
+
+
+async def _restore_after_failure(plan: RoundPlan, cause: BaseException) -> None:
+    try:
+        await plan.recover()
+    except Exception as exc:
+        raise DrillAborted(f"round failed ({cause}) and {plan.target} could not be restored ({exc}): "
+                           f"it may still be faulted; restore it by hand") from cause
+
+
+class DrillAborted(Exception):
+    """A round failed and its fault could not be undone: the operator must act."""
 
 
 def _recovered(runner: ProbeRunner, fault_at: float, plan: RoundPlan) -> bool:

@@ -29,11 +29,14 @@ async def run_drill(module: Module, ctx: DeployContext, faults: Faults, scenario
     if scenario not in scenarios:
         raise NotDrillable(f"unknown scenario {scenario!r} for {module.name}; known: {', '.join(scenarios)}")
     dctx = DrillContext(ctx, faults, dict(options or {}))
-    await drillable.prepare_drill(dctx)
-    report = DrillReport(module.name, scenario, drillable.drill_settings(dctx))
-    for number in range(1, rounds + 1):
-        result = await measure_round(number, await drillable.plan_round(dctx, scenario, number))
-        report.rounds.append(result)
-        if on_round:
-            on_round(result)
+    try:
+        await drillable.prepare_drill(dctx)
+        report = DrillReport(module.name, scenario, drillable.drill_settings(dctx))
+        for number in range(1, rounds + 1):
+            result = await measure_round(number, await drillable.plan_round(dctx, scenario, number))
+            report.rounds.append(result)
+            if on_round:
+                on_round(result)
+    finally:
+        await drillable.finish_drill(dctx)
     return report

@@ -50,6 +50,8 @@ def select_modules(modules: Sequence[Module], *, start_from: int | None = None,
         chosen = [m for m in chosen if m.name in wanted]
     if start_from is not None:
         chosen = [m for m in chosen if m.number >= start_from]
+    if not chosen:
+        raise KeyError("this selection (--only / --start-from-module) leaves no module to install")
     return chosen
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keybuzz.containers import ContainerSpec
 from keybuzz.errors import OperationFailed
@@ -28,7 +28,7 @@ class Action:
     target: str
     summary: str
     command: str
-    stdin: str | None = None
+    stdin: str | None = field(default=None, repr=False)  # file contents, secrets included
     restarts: int = 0
     file: FileSpec | None = None
 
@@ -61,10 +61,12 @@ def directory_action(spec: DirSpec, current: PathState) -> Action | None:
     return Action("directory", spec.path, ", ".join(changes), fix) if changes else None
 
 
-def write_command(path: str, mode: int, owner: str) -> str:
-    """Atomic write from stdin: temp file created 0600, owned and moded, then renamed into place."""
+def write_command(path: str, mode: int, owner: str, sha256: str) -> str:
+    """Atomic write from stdin: temp file created 0600, checked against the expected hash (a cut
+    SSH channel ends `cat` with a truncated file and status 0), owned and moded, then renamed."""
     tmp = f"{path}.keybuzz-tmp"
     return (f"set -e; mkdir -p {_q(posixpath.dirname(path))}; umask 077; cat > {_q(tmp)}; "
+            f"echo {_q(f'{sha256}  {tmp}')} | sha256sum -c --status || {{ rm -f {_q(tmp)}; exit 1; }}; "
             f"chown {_q(owner)} {_q(tmp)}; chmod {mode:04o} {_q(tmp)}; mv -f {_q(tmp)} {_q(path)}")
 
 
@@ -76,7 +78,7 @@ def file_action(spec: FileSpec, current: PathState) -> Action | None:
         return None  # the service owns it after the first write (e.g. sentinel.conf)
     if not current.present or current.sha256 != spec.sha256:
         summary = "create" if not current.present else "content"
-        return Action("file", spec.path, summary, write_command(spec.path, spec.mode, spec.owner),
+        return Action("file", spec.path, summary, write_command(spec.path, spec.mode, spec.owner, spec.sha256),
                       stdin=spec.content, file=spec)
     changes = _mode_owner(current, spec.mode, spec.owner)
     if not changes:
@@ -110,8 +112,11 @@ def container_action(spec: ContainerSpec, state: HostState, cli: str, hashes: di
         return Action("container", spec.name, "create", f"{run} >/dev/null", restarts=1)
     if current.spec_hash != wanted:
         summary = f"recreate (spec {current.spec_hash or 'unlabelled'} -> {wanted})"
-        return Action("container", spec.name, summary, f"{stop_and_remove(cli, spec.name)}; {run} >/dev/null",
-                      restarts=1)
+        # The new image is there before the old container goes: a failed pull leaves the service running.
+        image = _q(spec.image)
+        ensure_image = f"{{ {_q(cli)} image inspect {image} >/dev/null 2>&1 || {_q(cli)} pull -q {image} >/dev/null; }}"
+        return Action("container", spec.name, summary,
+                      f"set -e; {ensure_image}; {stop_and_remove(cli, spec.name)}; {run} >/dev/null", restarts=1)
     if not current.running:
         return Action("container", spec.name, f"start (was {current.state})", f"{_q(cli)} start {_q(spec.name)}",
                       restarts=1)
@@ -153,6 +158,8 @@ def removal_actions(plan: HostPlan, state: HostState, cli: str, module: str, *, 
 
     Data folders (DirSpec.data), and any folder that holds one, are kept unless purge_data.
     """
+    if state.container_error:  # never delete the configs of containers we could not see, let alone stop
+        raise OperationFailed(f"`{cli} ps` failed: {state.container_error}", step="list containers")
     actions: list[Action] = []
     names = {c.name for c in plan.containers} | {n for n, c in state.containers.items() if c.module == module}
     for name in sorted(names):

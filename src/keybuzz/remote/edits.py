@@ -54,7 +54,7 @@ async def ensure_line(host: SshHost, path: str, line: str, *, match: str | None,
     if old is not None and new == old:
         return 0
     spec = FileSpec(path, new, mode=mode, owner=owner)
-    action = Action("line", path, "create" if old is None else "edit", write_command(path, mode, owner),
+    action = Action("line", path, "create" if old is None else "edit", write_command(path, mode, owner, spec.sha256),
                     stdin=new, file=spec)
     started = time.monotonic()
     if dry_run:

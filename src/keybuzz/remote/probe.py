@@ -58,7 +58,8 @@ class HostState:
 # remove). While their inode/mtime/size are unchanged, the last `ps -a` output is still true, so
 # a no-op re-run does not start the CLI (a Go binary: ~30 ms of CPU per call, most of a no-op).
 CONTAINER_STATE_FILES: dict[str, tuple[str, ...]] = {
-    "podman": ("/var/lib/containers/storage/libpod/bolt_state.db", "/var/lib/containers/storage/db.sql"),
+    "podman": ("/var/lib/containers/storage/libpod/bolt_state.db", "/var/lib/containers/storage/db.sql",
+               "/var/lib/containers/storage/db.sql-wal"),
     "docker": ("/var/lib/docker/containers/*/config.v2.json",),
 }
 # On tmpfs: gone after a reboot, so a reboot always asks the CLI again.

@@ -172,8 +172,12 @@ async def check_vector(ctx: DeployContext, leader: api.NodeState | None) -> Chec
     if rows[0] == "0":
         return CheckResult(name, False, "not available in this image (the lab image has no pgvector package; "
                            "the production image from images/patroni has it)", available=False)
-    rows = await psql(ctx, leader.hostname, "CREATE EXTENSION IF NOT EXISTS vector; "
-                      "SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector;", database=database)
+    # Read-only: validate never changes the database (deploy runs CREATE EXTENSION).
+    rows = await psql(ctx, leader.hostname, "SELECT count(*) FROM pg_extension WHERE extname = 'vector';",
+                      database=database)
+    if rows[0] == "0":
+        return CheckResult(name, False, f"available but not created in {database}: run `keybuzz install`")
+    rows = await psql(ctx, leader.hostname, "SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector;", database=database)
     return CheckResult(name, rows[-1] == "1", f"extension present, distance query answered {rows[-1]}")
 
 

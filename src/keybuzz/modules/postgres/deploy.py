@@ -33,8 +33,15 @@ WRITE_PATH_TIMEOUT_S = 60
 
 
 async def image_owner(ctx: DeployContext, hostname: str, image: str) -> str:
-    """'uid:gid' of the image's postgres user: it must own the bind-mounted data directories."""
+    """'uid:gid' of the image's postgres user: it must own the bind-mounted data directories.
+
+    A dry-run never pulls: with the image absent it shows the placeholder owner instead."""
     cli = ctx.site.config.container_cli
+    if ctx.dry_run:
+        present = await ctx.host(hostname).run([cli, "image", "inspect", image], check=False, timeout=60)
+        if not present.ok:
+            ctx.note(f"dry-run: {image} is not on {hostname} yet; owners shown as {layout.OWNER_PLACEHOLDER}")
+            return layout.OWNER_PLACEHOLDER
     script = f"id -u {layout.IMAGE_USER}; id -g {layout.IMAGE_USER}"
     argv = [cli, "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c", script]
     result = await ctx.host(hostname).run(argv, check=False, timeout=300)
@@ -97,9 +104,13 @@ class PostgresDeploy:
         before = await self._patroni_yml_hashes()
         if self.site.config.tuning.patroni.dcs == "etcd":
             async with ctx.phase("etcd on the db servers"):
-                await ctx.converge(self.db, {h: without_containers(p, layout.PATRONI_CONTAINER)
-                                             for h, p in db_plans.items()})
-                await ctx.wait_for("etcd quorum (3 members healthy)", self._etcd_healthy, timeout=90)
+                etcd_plans = {h: without_containers(p, layout.PATRONI_CONTAINER) for h, p in db_plans.items()}
+                # A new etcd cluster needs its members together to form; a running one is changed one
+                # member at a time, so the DCS keeps its quorum and Patroni never demotes the leader.
+                running = not ctx.dry_run and await self._etcd_healthy()
+                for batch in ([[h] for h in self.db] if running else [self.db]):
+                    if await ctx.converge(batch, etcd_plans) or not running:
+                        await ctx.wait_for("etcd quorum (3 members healthy)", self._etcd_healthy, timeout=90)
         states = await api.cluster_states(self.site)
         leader = api.leader_of(states)
         if ctx.dry_run and leader is None:

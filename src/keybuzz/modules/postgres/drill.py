@@ -150,6 +150,11 @@ class PostgresDrills:
         await set_synchronous(site, bool(dctx.options.get("sync", site.config.tuning.patroni.synchronous_mode)))
         await wait_healthy(site)
 
+    async def finish_drill(self, dctx: DrillContext) -> None:
+        """`--sync` is for the drill only: the cluster goes back to keybuzz.yaml's synchronous_mode."""
+        site = dctx.ctx.site
+        await set_synchronous(site, site.config.tuning.patroni.synchronous_mode)
+
     async def plan_round(self, dctx: DrillContext, scenario: str, number: int) -> RoundPlan:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")

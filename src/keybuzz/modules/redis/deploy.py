@@ -68,9 +68,13 @@ class RedisDeploy:
                 await ctx.converge([current], servers_only)
                 await ctx.wait_for("one master, replicas linked", self._replication_ok, timeout=NODE_TIMEOUT_S)
         async with ctx.phase("Sentinels"):
-            await ctx.converge(self.nodes, {h: self.plans[h] for h in self.nodes})
-            await ctx.wait_for("all Sentinels agree on the master and see every replica and Sentinel",
-                               self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
+            agreed = "all Sentinels agree on the master and see every replica and Sentinel"
+            # A new cluster starts its Sentinels together; an existing one restarts them one at a time,
+            # since HAProxy lets clients reach the master only while a majority of them names it.
+            for batch in ([[h] for h in self.nodes] if current is not None else [self.nodes]):
+                if await ctx.converge(batch, {h: self.plans[h] for h in batch}):
+                    await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
+            await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
             await self._apply_sentinel_tuning()
         # One HAProxy at a time: the load balancer keeps the other one while this one restarts.
         for lb_host in self.lbs:

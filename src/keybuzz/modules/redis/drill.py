@@ -77,7 +77,7 @@ class HaproxySampler:
         while True:
             try:
                 up = await state.haproxy_up(self.site)
-            except OSError:
+            except Exception:  # a restarting HAProxy answers anything: count it, keep sampling
                 self.failed_samples += 1
             else:
                 self.samples += 1
@@ -130,6 +130,9 @@ class RedisDrills:
         if layout.vip(site) is None:
             raise ValueError("no load balancer lists port 6379: the drill writes through the VIP")
         await poll("a healthy Redis cluster", lambda: cluster_healthy(site), HEALTHY_TIMEOUT_S)
+
+    async def finish_drill(self, dctx: DrillContext) -> None:
+        """Nothing to put back: prepare_drill only waits for a healthy cluster."""
 
     async def plan_round(self, dctx: DrillContext, scenario: str, number: int) -> RoundPlan:
         site = dctx.ctx.site
