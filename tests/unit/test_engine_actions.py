@@ -257,3 +257,11 @@ def test_failing_container_cli_is_reported_and_never_cached(tmp_path: Path) -> N
         assert state.containers == {} and "cannot open database" in state.container_error
     assert not (tmp_path / "cache" / "fakecli-ps.cache").exists()
     assert calls.read_text().count("x") == 4  # asked every time: listing, then the error message
+
+
+def test_cleanup_refuses_when_the_container_list_could_not_be_read() -> None:
+    p = removal_plan()
+    state = everything_present(p)
+    state.container_error = "container listing failed: permission denied"
+    with pytest.raises(OperationFailed, match="ps` failed"):
+        removal_actions(p, state, "podman", "demo", purge_data=False)

@@ -40,6 +40,8 @@ def test_select_modules_by_name_number_and_start() -> None:
     assert [m.name for m in select_modules(MODULES, start_from=4, only=["postgres", "redis"])] == ["redis"]
     with pytest.raises(KeyError, match="unknown module"):
         select_modules(MODULES, only=["nosuch"])
+    with pytest.raises(KeyError, match="leaves no module"):
+        select_modules(MODULES, only=["3"], start_from=4)
 
 
 def test_resume_command_parses_back() -> None:
