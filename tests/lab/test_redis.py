@@ -26,7 +26,7 @@ from keybuzz.drills.report import RoundResult
 from keybuzz.engine import Engine, Stats, install_modules
 from keybuzz.lab import Lab
 from keybuzz.modules import module_by_name
-from keybuzz.modules.redis import layout
+from keybuzz.modules.redis import client, layout
 from keybuzz.modules.redis.drill import HaproxySampler, master_hostname
 from keybuzz.modules.redis.probe import RedisWriterProbe
 from keybuzz.site import Site, load_site
@@ -173,10 +173,27 @@ def test_cleanup_keeps_data_unless_purged(lab: Lab, site: Site, first_install: R
     def containers(host: str) -> list[str]:
         return lab.exec(host, ["podman", "ps", "-a", "--format", "{{.Names}}"], check=True).stdout.split()
 
+    initial = layout.initial_master(site).hostname
+    if current_master(site) == initial:  # make it a failed-over cluster, whatever the earlier tests left
+        sentinel_ip = str(site.server(initial).private_ip)
+        asyncio.run(client.call(sentinel_ip, layout.SENTINEL_PORT, site.secret("redis", "REDIS_SENTINEL_PASSWORD"),
+                                "SENTINEL", "FAILOVER", layout.MASTER_NAME))
+        deadline = time.monotonic() + 30
+        while current_master(site) in (initial, None) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    master_before = current_master(site)
+    assert master_before not in (initial, None)
     cleanup(site, MODULE, purge_data=False)
     assert not {"redis", "redis-sentinel"} & set(containers("redis-01"))
     assert "haproxy-redis" not in containers("haproxy-01")
     assert not present("redis-01", paths.redis_conf) and not present("redis-01", paths.env_file)
     assert present("redis-01", f"{paths.data}/server/appendonlydir")
+    # Re-install over the kept data of a cluster whose master is no longer redis-01: the nodes
+    # start together, each boot guard restores the node's last role, the last master stays master.
+    again = install(site, MODULE)
+    assert again.stats.restarts == 8, again.output
+    assert [r for r in validate(site, MODULE) if not r.ok] == []
+    assert current_master(site) == master_before
+    print(f"\nre-install over kept data: {again.seconds:.1f} s, master still {master_before}")
     cleanup(site, MODULE, purge_data=True)
     assert not present("redis-01", paths.data)

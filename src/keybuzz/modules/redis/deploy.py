@@ -43,15 +43,14 @@ class RedisDeploy:
         servers_only = {h: only_containers(self.plans[h], layout.SERVER_CONTAINER) for h in self.nodes}
         current = await self._current_master()
         if current is None:
-            first = layout.initial_master(self.site).hostname
-            others = [h for h in self.nodes if h != first]
-            async with ctx.phase(f"redis-server on {first} (master of a new cluster)"):
-                await ctx.converge([first], servers_only)
-                await ctx.wait_for(f"{first} answering as master", lambda: self._is_master(first),
-                                   timeout=NODE_TIMEOUT_S)
-            async with ctx.phase("redis-server on the replicas"):
-                await ctx.converge(others, servers_only)
-                await ctx.wait_for("replicas linked to the master", self._replication_ok, timeout=NODE_TIMEOUT_S)
+            # No master running: a new cluster (redis-01 rendered as master, the others replicas of
+            # it), or a cold start over kept data, where each boot guard restores the node's last
+            # role and the Sentinels, from their kept state, demote a node that wrongly claims to be
+            # master (e.g. stopped before Sentinel reconfigured it). Servers and Sentinels together.
+            async with ctx.phase("redis-server and Sentinel on every node (no master running)"):
+                await ctx.converge(self.nodes, {h: self.plans[h] for h in self.nodes})
+                await ctx.wait_for("one master, replicas linked", self._replication_ok,
+                                   timeout=NODE_TIMEOUT_S + SENTINEL_TIMEOUT_S)
         else:
             others = [h for h in self.nodes if h != current]
             # One replica at a time: with min-replicas-to-write 1 the master refuses writes
