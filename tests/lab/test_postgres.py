@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 from engine_runs import Run, cleanup, drill_round, install, validate  # tests/lab is on sys.path
 
+from keybuzz.drills.probe import ProbeRunner
 from keybuzz.lab import Lab
 from keybuzz.modules.postgres import MODULE, api, layout
+from keybuzz.modules.postgres.drill import PostgresWriterProbe
 from keybuzz.site import Site, load_site
 
 pytestmark = pytest.mark.lab
@@ -120,6 +122,35 @@ def test_dcs_setting_goes_through_patroni_without_restart(site: Site, installed:
     finally:
         back = install(site, MODULE)
     assert back.stats.restarts == 0, back.output
+
+
+def test_image_change_hands_the_leader_over_before_recreating_it(site: Site, lab: Lab, installed: Run) -> None:
+    """An image upgrade (here: the same image pinned by digest) recreates every Patroni container,
+    replicas first; the leader is switched over first instead of being killed under the clients."""
+    ref = site.image("patroni")
+    db = site.with_role("db")[0].hostname
+    digest = lab.exec(db, ["podman", "image", "inspect", "--format", "{{.Digest}}", ref], check=True).stdout.strip()
+    images = {**site.versions.images, "patroni": f"{ref}@{digest}"}
+    pinned = dataclasses.replace(site, versions=site.versions.model_copy(update={"images": images}))
+    old_leader = leader(site)
+    probe = PostgresWriterProbe(site, str(site.config.load_balancers[0].vip))
+    probe.ensure_table()
+    runner = ProbeRunner(probe, 0.1)
+    runner.start()
+    try:
+        run = install(pinned, MODULE)
+    finally:
+        runner.stop()
+    outage, _, _ = runner.history.outage(0.0)
+    acked = runner.history.acked_ids()
+    lost = acked - probe.read_ids()
+    print(f"\nimage upgrade under writes: {run.seconds:.1f} s, {run.stats.restarts} restarts, "
+          f"write outage {outage:.2f} s, lost {len(lost)}/{len(acked)}")
+    assert run.stats.restarts == 3 and "POST /switchover" in run.output, run.output
+    assert leader(site) != old_leader and not lost
+    back = install(site, MODULE)  # the tag alone again: same dance, cluster healthy afterwards
+    assert back.stats.restarts == 3
+    assert [f"{r.name}: {r.detail}" for r in validate(site, MODULE) if r.available and not r.ok] == []
 
 
 def test_poweroff_leader_round_with_sync_loses_nothing(site: Site, lab: Lab, installed: Run) -> None:

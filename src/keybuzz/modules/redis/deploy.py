@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import redis
 
-from keybuzz.containers import SPEC_HASH_LABEL
 from keybuzz.errors import OperationFailed
 from keybuzz.modules.base import DeployContext
+from keybuzz.modules.common import will_recreate
 from keybuzz.modules.redis import client, layout, state
 from keybuzz.render import HostPlan, Plans
 
@@ -60,7 +60,7 @@ class RedisDeploy:
                     await ctx.converge([replica], servers_only)
                     await ctx.wait_for("replicas linked to the master", self._replication_ok,
                                        timeout=NODE_TIMEOUT_S)
-            if not ctx.dry_run and await self._will_recreate(current):
+            if not ctx.dry_run and await will_recreate(ctx, current, self.plans[current], layout.SERVER_CONTAINER):
                 async with ctx.phase(f"switch the master away from {current} before restarting it"):
                     await self._switchover(current)
             async with ctx.phase(f"redis-server on {current} (the master before this run, last)"):
@@ -93,16 +93,6 @@ class RedisDeploy:
             masters = [n.ip for n in await state.nodes(self.site) if n.reachable and n.role == "master"]
             master_ip = masters[0] if len(masters) == 1 else None
         return layout.hostname_of(self.site, master_ip) if master_ip else None
-
-    async def _will_recreate(self, hostname: str) -> bool:
-        """The running redis container's spec hash differs from the rendered one (same rule as converge)."""
-        plan = self.plans[hostname]
-        wanted = plan.container(layout.SERVER_CONTAINER).spec_hash({f.path: f.sha256 for f in plan.files})
-        cli = self.site.config.container_cli
-        result = await self.ctx.host(hostname).run(
-            [cli, "inspect", "--format", f'{{{{index .Config.Labels "{SPEC_HASH_LABEL}"}}}}', layout.SERVER_CONTAINER],
-            check=False, timeout=30)
-        return result.ok and result.stdout.strip() != wanted
 
     async def _switchover(self, master: str) -> None:
         """A planned failover so the master is a replica when it restarts (restarting a master
