@@ -21,6 +21,7 @@ from keybuzz.engine import ConvergeFailed, Engine, InstallFailed, install_module
 from keybuzz.errors import OperationFailed
 from keybuzz.modules.base import CheckResult, DeployContext, Module, PendingModule
 from keybuzz.render import FileSpec, HostPlan
+from keybuzz.site import load_site
 from keybuzz.site.config import KeybuzzConfig, Ssh
 from keybuzz.site.model import Site
 from keybuzz.site.servers import Server
@@ -224,3 +225,11 @@ def test_library_errors_become_located_failures_with_a_resume_command(site: Site
         asyncio.run(run(NoImage(True)))
     assert (info.value.step, info.value.results[0].status) == ("render", "failed")
     assert "nosuch" in str(info.value)
+
+
+def test_companion_roles_alone_do_not_make_a_module(seed_site: Path, kb) -> None:
+    kb.write_servers(seed_site, [r for r in kb.small_rows() if "redis" not in r.roles])
+    site = load_site(seed_site)
+    assert modules.module_by_name("redis").hosts(site) == []  # haproxy servers alone: no Redis module
+    assert {s.hostname for s in modules.module_by_name("postgres").hosts(site)} == {
+        "haproxy-01", "haproxy-02", "db-0", "db-1", "db-2"}

@@ -108,8 +108,13 @@ class Module(ABC):
     roles: tuple[str, ...]
     credentials: tuple[str, ...] = ()
     implemented: bool = True
+    # The role that makes the module exist (db for postgres); its other roles (haproxy) are
+    # companions that get its load balancer only when servers of this role exist.
+    own_role: str | None = None
 
     def hosts(self, site: Site) -> list[Server]:
+        if self.own_role and not site.with_role(self.own_role):
+            return []
         return [s for s in site.servers if any(s.has(r) for r in self.roles)]
 
     def requirements(self, site: Site) -> list[str]:

@@ -19,10 +19,7 @@ class PostgresModule(PostgresDrills, Module):
     title = "PostgreSQL HA (Patroni) + HAProxy + PgBouncer"
     roles = ("db", "haproxy")
     credentials = ("postgres",)
-
-    def hosts(self, site: Site) -> list:
-        """No db servers, nothing to do (the haproxy servers alone do not make this module)."""
-        return super().hosts(site) if site.with_role("db") else []
+    own_role = "db"
 
     def requirements(self, site: Site) -> list[str]:
         problems = []

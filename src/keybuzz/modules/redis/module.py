@@ -7,7 +7,6 @@ from keybuzz.modules.redis import checks, deploy, render
 from keybuzz.modules.redis.drill import RedisDrills
 from keybuzz.render import Plans
 from keybuzz.site import Site
-from keybuzz.site.servers import Server
 
 
 class RedisModule(RedisDrills, Module):
@@ -16,10 +15,7 @@ class RedisModule(RedisDrills, Module):
     title = "Redis HA (Sentinel) + HAProxy"
     roles = ("redis", "haproxy")
     credentials = ("redis",)
-
-    def hosts(self, site: Site) -> list[Server]:
-        """No redis server, no module: the haproxy servers alone get nothing from it."""
-        return super().hosts(site) if site.with_role("redis") else []
+    own_role = "redis"
 
     def requirements(self, site: Site) -> list[str]:
         count = len(site.with_role("redis"))
