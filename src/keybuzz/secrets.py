@@ -19,6 +19,7 @@ from keybuzz.errors import InputError, InputErrors, display_path
 
 REDACTED = "***"
 _ALPHABET = string.ascii_letters + string.digits
+MIN_SECRET_LENGTH = 8
 SECRET_SUFFIXES = ("_PASSWORD", "_TOKEN", "_COOKIE", "_SECRET", "_KEY")
 
 
@@ -214,6 +215,12 @@ class CredentialStore:
             for key, value in values.items():
                 if is_secret_key(key):
                     redact.add(value)
+                    if len(value) < MIN_SECRET_LENGTH:  # weak, and too short to redact safely
+                        line = next((n for n, raw in enumerate(text.splitlines(), start=1)
+                                     if raw.strip().startswith(f"{key}=")), 0)
+                        errors.append(InputError(
+                            display_path(file), line, f"{key} is shorter than {MIN_SECRET_LENGTH} characters",
+                            "use a long random value: delete the line and run `keybuzz init SITE --credentials`"))
             result[file.stem] = values
         return result, errors
 

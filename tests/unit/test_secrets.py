@@ -210,3 +210,20 @@ def test_a_stale_world_readable_tmp_file_never_holds_a_secret(tmp_path) -> None:
     written = folder / "redis.env"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600 and "REDIS_PASSWORD=" in written.read_text()
     assert not stale.exists()
+
+
+def test_a_short_or_empty_secret_is_refused_at_its_line(seed_site) -> None:
+    from keybuzz.errors import InputErrors
+    from keybuzz.site import load_site
+
+    env = seed_site / "credentials" / "redis.env"
+    lines = env.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, start=1) if line.startswith("REDIS_PASSWORD="))
+    lines[number - 1] = "REDIS_PASSWORD=abc"
+    env.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputErrors) as caught:
+        load_site(seed_site)
+    messages = [str(e) for e in caught.value.errors]
+    assert any(m.startswith(f"credentials/redis.env:{number}: REDIS_PASSWORD is shorter than 8") or
+               f"redis.env:{number}: REDIS_PASSWORD is shorter than 8" in m for m in messages), messages
+    assert not any("abc" in m for m in messages)
