@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from keybuzz.cli_options import DEFAULT_SITE, JsonOption, SiteOption
 from keybuzz.errors import InputErrors
 from keybuzz.lab.cli import lab_app
 from keybuzz.secrets import redact
@@ -33,9 +33,6 @@ def _redacted_excepthook(kind: type[BaseException], value: BaseException, tb: Tr
 sys.excepthook = _redacted_excepthook
 app.add_typer(lab_app, name="lab")
 
-SiteOption = Annotated[Path, typer.Option("--site", "-s", envvar="KEYBUZZ_SITE",
-                                          help="Site folder (servers.tsv, keybuzz.yaml, ...).")]
-DEFAULT_SITE = Path(os.environ.get("KEYBUZZ_SITE", "site"))
 
 
 def say_error(message: str) -> None:
@@ -106,7 +103,7 @@ def init(
 
 @app.command()
 def inventory(site: SiteOption = DEFAULT_SITE,
-              as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+              as_json: JsonOption = False) -> None:
     """The servers by role and the modules each one gets."""
     from keybuzz.modules import MODULES
     from keybuzz.site.servers import ROLES
@@ -140,7 +137,7 @@ def inventory(site: SiteOption = DEFAULT_SITE,
 
 @app.command()
 def lint(site: SiteOption = DEFAULT_SITE,
-         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+         as_json: JsonOption = False) -> None:
     """Check the site and the rendered output against the design rules; exit 1 on any error."""
     from keybuzz.lint import lint as run_lint
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-SiteOption = Annotated[Path, typer.Option("--site", "-s", envvar="KEYBUZZ_SITE",
-                                          help="Site folder (servers.tsv, keybuzz.yaml, ...).")]
+from keybuzz.cli_options import DEFAULT_SITE, SiteOption
 
 
 def failover(
     module: Annotated[str, typer.Argument(help="Module name or number (postgres, redis, ...).")],
     scenario: Annotated[str, typer.Option("--scenario", help="Fault to inject; `--scenario list` lists them.")],
-    site: SiteOption = Path("site"),
+    site: SiteOption = DEFAULT_SITE,
     rounds: Annotated[int, typer.Option("--rounds", min=1, max=50, help="Rounds to measure.")] = 1,
     sync: Annotated[bool, typer.Option("--sync", help="PostgreSQL: synchronous mode during the drill.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,

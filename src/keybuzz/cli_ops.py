@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from keybuzz.cli_options import DEFAULT_SITE, JsonOption, SiteOption
 from keybuzz.errors import OperationFailed
-
-SITE_HELP = "Site folder (servers.tsv, keybuzz.yaml, ...)."
-SiteOption = Annotated[Path, typer.Option("--site", "-s", envvar="KEYBUZZ_SITE", help=SITE_HELP)]
-DEFAULT_SITE = Path("site")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -103,7 +99,7 @@ def install(
 def validate(
     module: Annotated[str | None, typer.Argument(help="Module name or number (default: every landed module).")] = None,
     site: SiteOption = DEFAULT_SITE,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run the modules' checks against the running platform; exit 1 if any fails."""
     from keybuzz.cli import console, load, print_json

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from keybuzz.cli_options import JsonOption
 from keybuzz.lab.errors import LabError
 from keybuzz.lab.images import BuildReport, ImageStore
 from keybuzz.lab.lab import DEFAULT_DIR, Lab
@@ -79,7 +80,7 @@ def down(directory: DirOption = DEFAULT_DIR) -> None:
 
 @lab_app.command()
 def status(directory: DirOption = DEFAULT_DIR,
-           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+           as_json: JsonOption = False) -> None:
     """Hosts, IPs, up/down, link, memory and containers per host."""
     lab = _lab(directory)
     try:
