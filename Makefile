@@ -4,13 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint unit deps venv clean
+.PHONY: up test lint unit venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/setup-machine.sh
 	bash scripts/setup-machine.sh
-	/usr/bin/python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	/usr/bin/python3 -m venv $(VENV) || { echo "make: creating $(VENV) failed; fix: apt-get install -y python3-venv, then make venv" >&2; exit 1; }
+	$(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev]' \
+	  || { echo "make: pip install into $(VENV) failed (see above: PyPI unreachable?); fix the cause, then make venv" >&2; exit 1; }
 	touch $(STAMP)
 
 venv: $(STAMP)
