@@ -25,9 +25,9 @@ from pathlib import Path
 from rich.console import Console
 
 from keybuzz.containers import ContainerSpec, Mount
+from keybuzz.contract import DeployContext, Module
 from keybuzz.engine import Engine, install_modules
 from keybuzz.lab import Lab
-from keybuzz.modules.base import DeployContext, Module
 from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
 from keybuzz.site import Site, load_site
 from keybuzz.site.servers import Server
@@ -38,7 +38,7 @@ COMMAND = ("/bin/sh", "-c", 'trap "exit 0" TERM; sleep infinity & wait')
 class BenchModule(Module):
     """Per bench host: a folder, a config file, a secret env file and one small container."""
 
-    number, name, title, roles = 91, "bench", "engine bench", ("app",)
+    number, name, title, own_role = 91, "bench", "engine bench", "app"
 
     def render(self, site: Site) -> Plans:
         plans: Plans = {}

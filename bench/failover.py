@@ -24,12 +24,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from keybuzz.drills.faults import LabFaults
 from keybuzz.drills.report import DrillReport
 from keybuzz.drills.session import run_drill
 from keybuzz.engine import Engine, cleanup_module, install_modules
 from keybuzz.lab import Lab
-from keybuzz.modules import module_by_name
+from keybuzz.lab.faults import LabFaults
+from keybuzz.registry import module_by_name
 from keybuzz.site import load_site
 
 SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {

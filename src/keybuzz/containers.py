@@ -1,18 +1,21 @@
-"""ContainerSpec -> docker/podman argv, as data (built here, run elsewhere; Kamal's pattern).
+"""Container specs and every docker/podman command line, as data (built here, run elsewhere; Kamal's pattern).
 
 Secrets never appear in an argv: they reach containers through --env-file (0600) or files
-mounted read-only. The spec hash is stored as a label so `ensure` can tell if a running
-container still matches what was rendered.
+mounted read-only. The spec hash is stored as a label so converge can tell if a running
+container still matches what was rendered. This is the only place that knows the CLI's flags.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import shlex
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 
 SPEC_HASH_LABEL = "io.keybuzz.spec-hash"
 MODULE_LABEL = "io.keybuzz.module"
+STOP_TIMEOUT_S = 30
 # No --ulimit flags by default: the container CLI's defaults apply (dockerd's, or default_ulimits
 # in containers.conf). Explicit values above the hard limit the runtime inherits fail at start
 # ("crun: setrlimit RLIMIT_NOFILE: Operation not permitted"; 65536 did on the lab machine).
@@ -30,6 +33,16 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """The container's own health command (docker/podman `--health-*`)."""
+
+    command: tuple[str, ...]
+    interval_s: int = 5
+    timeout_s: int = 3
+    retries: int = 3
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str
@@ -43,32 +56,103 @@ class ContainerSpec:
     user: str | None = None
     ulimits: tuple[tuple[str, str], ...] = DEFAULT_ULIMITS
     labels: tuple[tuple[str, str], ...] = ()
+    cap_add: tuple[str, ...] = ()
+    privileged: bool = False
+    tmpfs: tuple[str, ...] = ()  # paths mounted as fresh tmpfs inside the container
+    stop_timeout_s: int = STOP_TIMEOUT_S  # graceful stop before SIGKILL (databases flush)
+    health: HealthCheck | None = None
     # Files on the host whose content, when changed, requires recreating the container.
     restart_on: tuple[str, ...] = field(default=())
 
     def spec_hash(self, file_hashes: dict[str, str]) -> str:
-        """Hash of everything that defines the container, including watched file contents."""
-        payload = asdict(self)
+        """Hash of everything that defines the container, including watched file contents.
+
+        Fields added after the first release count only when set: upgrading keybuzz must not
+        recreate every running container of a site."""
+        payload = {key: value for key, value in asdict(self).items()
+                   if key in _HASHED_ALWAYS or value != _DEFAULTS[key]}
         payload["watched"] = {path: file_hashes.get(path, "") for path in sorted(
             {*self.restart_on, *([self.env_file] if self.env_file else [])})}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
-    def run_argv(self, cli: str, spec_hash: str) -> list[str]:
-        argv = [cli, "run", "-d", "--name", self.name, "--restart", self.restart]
-        if self.network_host:
+
+_HASHED_ALWAYS = frozenset({"name", "image", "module", "command", "entrypoint", "env_file", "mounts", "network_host",
+                            "restart", "user", "ulimits", "labels", "restart_on"})
+_DEFAULTS = {f.name: f.default for f in fields(ContainerSpec)}
+
+
+@dataclass(frozen=True)
+class ContainerCli:
+    """argv builders for one container CLI (docker or podman; both take the same flags here)."""
+
+    name: str  # "docker", "podman" or a path to one
+
+    def run(self, spec: ContainerSpec, spec_hash: str) -> list[str]:
+        argv = [self.name, "run", "-d", "--name", spec.name, "--restart", spec.restart]
+        if spec.network_host:
             argv += ["--network", "host"]
-        if self.user:
-            argv += ["--user", self.user]
-        if self.env_file:
-            argv += ["--env-file", self.env_file]
-        for mount in self.mounts:
+        if spec.user:
+            argv += ["--user", spec.user]
+        if spec.env_file:
+            argv += ["--env-file", spec.env_file]
+        for mount in spec.mounts:
             argv += ["-v", mount.flag()]
-        for kind, value in self.ulimits:
+        for path in spec.tmpfs:
+            argv += ["--tmpfs", path]
+        for kind, value in spec.ulimits:
             argv += ["--ulimit", f"{kind}={value}"]
-        for key, value in (*self.labels, (MODULE_LABEL, self.module), (SPEC_HASH_LABEL, spec_hash)):
+        for capability in spec.cap_add:
+            argv += ["--cap-add", capability]
+        if spec.privileged:
+            argv.append("--privileged")
+        argv += ["--stop-timeout", str(spec.stop_timeout_s)]
+        if spec.health:
+            argv += ["--health-cmd", shlex.join(spec.health.command),
+                     "--health-interval", f"{spec.health.interval_s}s", "--health-timeout", f"{spec.health.timeout_s}s",
+                     "--health-retries", str(spec.health.retries)]
+        for key, value in (*spec.labels, (MODULE_LABEL, spec.module), (SPEC_HASH_LABEL, spec_hash)):
             argv += ["--label", f"{key}={value}"]
-        if self.entrypoint is not None:
-            argv += ["--entrypoint", self.entrypoint]
-        argv.append(self.image)
-        argv += list(self.command)
+        if spec.entrypoint is not None:
+            argv += ["--entrypoint", spec.entrypoint]
+        argv.append(spec.image)
+        argv += list(spec.command)
         return argv
+
+    def exec(self, container: str, argv: Sequence[str], *, user: str | None = None,
+             stdin: bool = False) -> list[str]:
+        """A command in a running container; `stdin` keeps it open (statements, secrets go there)."""
+        return [self.name, "exec", *(["-i"] if stdin else []), *(["--user", user] if user else []), container,
+                *argv]
+
+    def label(self, container: str, label: str) -> list[str]:
+        return [self.name, "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', container]
+
+    def image_present(self, image: str) -> list[str]:
+        return [self.name, "image", "inspect", image]
+
+    def pull(self, image: str) -> list[str]:
+        return [self.name, "pull", "-q", image]
+
+    def user_ids(self, image: str, user: str) -> list[str]:
+        """Print the uid and gid of `user` in `image`: a throwaway container without network."""
+        return [self.name, "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c",
+                f"id -u {user}; id -g {user}"]
+
+    def stop(self, *names: str, timeout_s: int = STOP_TIMEOUT_S) -> list[str]:
+        return [self.name, "stop", "-t", str(timeout_s), *names]
+
+    def remove(self, name: str) -> list[str]:
+        return [self.name, "rm", "-f", name]
+
+    def start(self, *names: str) -> list[str]:
+        return [self.name, "start", *names]
+
+    def kill(self, *names: str) -> list[str]:
+        return [self.name, "kill", *names]
+
+    def list_all(self, template: str) -> list[str]:
+        """Every container, running or not, one line each in the Go template."""
+        return [self.name, "ps", "-a", "--format", template]
+
+    def list_module(self, module: str) -> list[str]:
+        return [self.name, "ps", "-a", "--filter", f"label={MODULE_LABEL}={module}", "--format", "{{.Names}}"]

@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from keybuzz.modules import MODULES, Module, NotLanded
-from keybuzz.render import HostPlan, Plans, merge_plans
+from keybuzz import registry
+from keybuzz.containers import ContainerCli
+from keybuzz.contract import Module, NotImplementedInThisVersion
+from keybuzz.render import FilledAtDeploy, HostPlan, Plans, merge_plans
 from keybuzz.secrets import redact
 from keybuzz.site import Site
 
@@ -26,14 +28,14 @@ class RenderSummary:
 
 
 def render_modules(site: Site, modules: list[Module] | None = None) -> tuple[Plans, list[str]]:
-    """Render landed modules; pending ones are listed by name instead of rendering nothing silently."""
+    """Render the implemented modules; the others are listed by name instead of rendering nothing silently."""
     plan_sets, pending = [], []
-    for module in MODULES if modules is None else modules:
+    for module in registry.MODULES if modules is None else modules:
         if not module.hosts(site):
             continue
         try:
             plan_sets.append(module.render(site))
-        except NotLanded as exc:
+        except NotImplementedInThisVersion as exc:
             pending.append(str(exc))
     return merge_plans(*plan_sets), pending
 
@@ -46,12 +48,12 @@ def write_render(site: Site, out: Path, modules: list[Module] | None = None) -> 
     """Replace `out` as a whole (only if it is empty or an earlier render); secret values redacted.
 
     Every server of the chosen modules gets a folder with a manifest.json naming the modules it
-    gets (landed and pending), so 49 servers show 49 folders even before every module landed.
+    gets (and those this version does not implement), so 49 servers always show 49 folders.
     """
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
         raise RenderRefused(f"{out} is not empty and is not an earlier render output; "
                             "pass a new or empty folder (keybuzz render only replaces its own output)")
-    chosen = MODULES if modules is None else modules
+    chosen = registry.MODULES if modules is None else modules
     plans, pending = render_modules(site, chosen)
     summary = RenderSummary(pending=pending)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -66,10 +68,10 @@ def write_render(site: Site, out: Path, modules: list[Module] | None = None) -> 
             summary.hosts += 1
             summary.files += len(plan.files)
             summary.containers += len(plan.containers)
-            _write_host(staging / host, plan, site.config.container_cli, {
+            _write_host(staging / host, plan, ContainerCli(site.config.container_cli), {
                 "hostname": host, "roles": list(roles.get(host, ())),
                 "modules": [f"{m.number} {m.name}" for m in mods if m.implemented],
-                "pending_modules": [f"{m.number} {m.name}" for m in mods if not m.implemented],
+                "not_in_this_version": [f"{m.number} {m.name}" for m in mods if not m.implemented],
             })
         if out.exists():
             shutil.rmtree(out)
@@ -80,24 +82,32 @@ def write_render(site: Site, out: Path, modules: list[Module] | None = None) -> 
     return summary
 
 
-def _write_host(host_dir: Path, plan: HostPlan, cli: str, header: dict[str, Any]) -> None:
-    """files/<absolute path> for review (every content redacted, secret files 0600) + manifest.json."""
+def _write_host(host_dir: Path, plan: HostPlan, cli: ContainerCli, header: dict[str, Any]) -> None:
+    """files/<absolute path> for review (every content redacted, secret files 0600) + manifest.json.
+    A file filled at deploy is in the manifest with what it will hold; its folder entry says so too."""
     host_dir.mkdir(parents=True)
-    manifest: dict[str, Any] = {**header, "directories": [], "files": [], "containers": []}
+    manifest: dict[str, Any] = {**header, "directories": [], "files": [], "containers": [], "services": []}
     for directory in plan.directories:
-        manifest["directories"].append({**asdict(directory), "mode": f"{directory.mode:04o}"})
+        manifest["directories"].append({**asdict(directory), "mode": f"{directory.mode:04o}",
+                                        "owner": str(directory.owner)})
     for spec in plan.files:
         if ".." in PurePosixPath(spec.path).parts:  # a module bug must not write outside the output folder
             raise ValueError(f"{host_dir.name}: file path {spec.path} contains '..'")
         target = host_dir / "files" / spec.path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(redact(spec.content))
+        content = spec.content
+        deferred = content.what if isinstance(content, FilledAtDeploy) else None
+        target.write_text(f"# filled at deploy: {deferred}\n" if deferred else redact(str(content)))
         target.chmod(0o600 if spec.secret else 0o644)
-        manifest["files"].append({"path": spec.path, "mode": f"{spec.mode:04o}", "owner": spec.owner,
-                                  "secret": spec.secret, "create_only": spec.create_only,
-                                          # an unsalted hash of a secret file would let weak passwords be guessed
-                                          "sha256": None if spec.secret else spec.sha256})
+        manifest["files"].append({"path": spec.path, "mode": f"{spec.mode:04o}", "owner": str(spec.owner),
+                                  "secret": spec.secret, "create_only": spec.create_only, "filled_at_deploy": deferred,
+                                  # an unsalted hash of a secret file would let weak passwords be guessed
+                                  "sha256": None if spec.secret or deferred else spec.sha256})
     for container in plan.containers:
         manifest["containers"].append({"name": container.name, "image": container.image, "module": container.module,
-                                       "argv": container.run_argv(cli, "<spec-hash>")})
+                                       "argv": cli.run(container, "<spec-hash>")})
+    for service in plan.services:
+        manifest["services"].append({"name": service.name, "module": service.module, "binary": service.binary,
+                                     "sha256": service.sha256, "unit": service.unit,
+                                     "restart_on": list(service.restart_on)})
     (host_dir / "manifest.json").write_text(redact(json.dumps(manifest, indent=2)) + "\n")

@@ -30,56 +30,19 @@ class CredentialSpec:
     length: int = 32
 
 
-# Variable names follow SERVICE_PURPOSE_KIND so a later Vault migration maps them 1:1
-# (e.g. vault kv put keybuzz/postgres SUPERUSER_PASSWORD=...).
-SERVICE_CREDENTIALS: dict[str, tuple[CredentialSpec, ...]] = {
-    "postgres": (
-        CredentialSpec("POSTGRES_SUPERUSER_USER", "postgres"),
-        CredentialSpec("POSTGRES_SUPERUSER_PASSWORD"),
-        CredentialSpec("POSTGRES_REPLICATION_USER", "replicator"),
-        CredentialSpec("POSTGRES_REPLICATION_PASSWORD"),
-        CredentialSpec("POSTGRES_REWIND_USER", "rewind_user"),
-        CredentialSpec("POSTGRES_REWIND_PASSWORD"),
-        CredentialSpec("POSTGRES_APP_USER", "keybuzz"),
-        CredentialSpec("POSTGRES_APP_PASSWORD"),
-        CredentialSpec("POSTGRES_APP_DATABASE", "keybuzz"),
-        CredentialSpec("PATRONI_RESTAPI_USER", "patroni"),
-        CredentialSpec("PATRONI_RESTAPI_PASSWORD"),
-        CredentialSpec("PATRONI_RAFT_PASSWORD"),  # encrypts and authenticates the RAFT DCS traffic
-    ),
-    "redis": (
-        CredentialSpec("REDIS_PASSWORD"),
-        CredentialSpec("REDIS_SENTINEL_PASSWORD"),
-    ),
-    "rabbitmq": (
-        CredentialSpec("RABBITMQ_ADMIN_USER", "keybuzz"),
-        CredentialSpec("RABBITMQ_ADMIN_PASSWORD"),
-        CredentialSpec("RABBITMQ_ERLANG_COOKIE", length=48),
-    ),
-    "minio": (
-        CredentialSpec("MINIO_ROOT_USER", "keybuzz-admin"),
-        CredentialSpec("MINIO_ROOT_PASSWORD"),
-    ),
-    "mariadb": (
-        CredentialSpec("MARIADB_ROOT_PASSWORD"),
-        CredentialSpec("MARIADB_SST_USER", "mariabackup"),
-        CredentialSpec("MARIADB_SST_PASSWORD"),
-        CredentialSpec("MARIADB_APP_USER", "erpnext"),
-        CredentialSpec("MARIADB_APP_PASSWORD"),
-        CredentialSpec("MARIADB_MONITOR_USER", "monitor"),
-        CredentialSpec("MARIADB_MONITOR_PASSWORD"),
-    ),
-    "proxysql": (
-        CredentialSpec("PROXYSQL_ADMIN_USER", "admin"),
-        CredentialSpec("PROXYSQL_ADMIN_PASSWORD"),
-    ),
-    "k3s": (CredentialSpec("K3S_TOKEN", length=48),),
-}
-# The servers.tsv roles that need a service's credentials: its file must then be complete.
-SERVICE_ROLES: dict[str, tuple[str, ...]] = {
-    "postgres": ("db",), "redis": ("redis",), "rabbitmq": ("queue",), "minio": ("minio",),
-    "mariadb": ("maria", "proxysql"), "proxysql": ("proxysql",), "k3s": ("k3s-master", "k3s-worker"),
-}
+@dataclass(frozen=True)
+class CredentialFile:
+    """credentials/<service>.env as a module declares it: its keys, and the servers.tsv roles whose
+    presence makes the file required (then every key must be there).
+
+    Variable names follow SERVICE_PURPOSE_KIND so a later Vault migration maps them 1:1
+    (e.g. vault kv put keybuzz/<service> SUPERUSER_PASSWORD=...)."""
+
+    service: str
+    specs: tuple[CredentialSpec, ...]
+    roles: tuple[str, ...]
+
+
 ADD_HINT = "run `keybuzz init SITE --credentials` to add what is missing (existing values are kept)"
 
 
@@ -224,21 +187,21 @@ class CredentialStore:
             result[file.stem] = values
         return result, errors
 
-    def missing_errors(self, services: list[str]) -> list[InputError]:
+    def missing_errors(self, files: list[CredentialFile]) -> list[InputError]:
         """Files or keys these services need that are absent (names only, never values)."""
         errors = []
-        for service in services:
-            path = self.path(service)
+        for file in files:
+            path = self.path(file.service)
             if not path.is_file():
                 errors.append(InputError(display_path(path), 0, "credentials file is missing", ADD_HINT))
                 continue
             present, _ = parse_env(path.read_text(), display_path(path))
-            missing = [spec.key for spec in SERVICE_CREDENTIALS[service] if spec.key not in present]
+            missing = [spec.key for spec in file.specs if spec.key not in present]
             if missing:
                 errors.append(InputError(display_path(path), 0, "missing " + ", ".join(missing), ADD_HINT))
         return errors
 
-    def ensure(self, services: list[str] | None = None) -> list[str]:
+    def ensure(self, files: list[CredentialFile]) -> list[str]:
         """Create missing files and keys; never change an existing value. Returns what was added.
 
         An existing folder with open permissions is refused (InputErrors with the chmod), not fixed.
@@ -251,14 +214,15 @@ class CredentialStore:
             self.folder.mkdir(mode=0o700, parents=True)
             os.chmod(self.folder, 0o700)
         added: list[str] = []
-        for service in services or list(SERVICE_CREDENTIALS):
+        for file in files:
+            service = file.service
             path = self.path(service)
             existing: dict[str, str] = {}
             text = ""
             if path.exists():
                 text = path.read_text()
                 existing, _ = parse_env(text, str(path))
-            missing = [spec for spec in SERVICE_CREDENTIALS[service] if spec.key not in existing]
+            missing = [spec for spec in file.specs if spec.key not in existing]
             if not missing:
                 continue
             if text and not text.endswith("\n"):

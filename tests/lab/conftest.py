@@ -60,7 +60,7 @@ def _lab_guard() -> None:
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    """A running small lab (14 servers + 2 load-balancer hosts) with its site at `lab.site_dir`.
+    """A running small lab (the servers of the modules the lab can run + 2 load-balancer hosts), site at `lab.site_dir`.
 
     Tests that inject faults must leave hosts up: call `lab.restore()` in a finally.
     """

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from keybuzz.containers import ContainerSpec, Mount
-from keybuzz.modules.base import CheckResult, DeployContext, Module
+from keybuzz.contract import CheckResult, DeployContext, Module
 from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
 from keybuzz.site.servers import ROLES
 
@@ -25,7 +25,7 @@ class DemoModule(Module):
     number = 90
     name = "demo"
     title = "engine demo (tests only)"
-    roles = ROLES
+    companion_roles = ROLES  # every server, whatever its roles
 
     def __init__(self, message: str = "hello", per_host: Mapping[str, str] | None = None,
                  secret_suffix: str = "", hosts_only: set[str] | None = None):

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 
 from rich.console import Console
 
-from keybuzz.drills.faults import LabFaults
+from keybuzz.contract import CheckResult, Module
 from keybuzz.drills.report import RoundResult
 from keybuzz.drills.session import run_drill
 from keybuzz.engine import Engine, Stats, cleanup_module, install_modules, validate_module
 from keybuzz.lab import Lab
-from keybuzz.modules.base import CheckResult, Module
+from keybuzz.lab.faults import LabFaults
 from keybuzz.site import Site
 
 

@@ -19,7 +19,8 @@ from rich.console import Console
 
 from keybuzz.engine import Engine, InstallFailed, Stats, cleanup_module, install_modules
 from keybuzz.lab import Lab
-from keybuzz.site import Site, load_site
+from keybuzz.registry import load_site
+from keybuzz.site import Site
 
 pytestmark = pytest.mark.lab
 

@@ -17,7 +17,7 @@ from keybuzz.lab import Lab, LabError, kernel
 from keybuzz.lab.images import image_refs
 from keybuzz.lab.topology import Names
 from keybuzz.lint import lint
-from keybuzz.site import load_site
+from keybuzz.registry import load_site
 
 SCRATCH_DIR = Path(os.environ.get("KEYBUZZ_TEST_SCRATCH_LAB_DIR", "/srv/keybuzz-lab/pytest-scratch"))
 SCRATCH_SUBNET = ipaddress.IPv4Network(os.environ.get("KEYBUZZ_TEST_SCRATCH_LAB_SUBNET", "10.177.0.0/16"))

@@ -22,7 +22,8 @@ from keybuzz.drills.probe import ProbeRunner
 from keybuzz.lab import Lab
 from keybuzz.modules.postgres import MODULE, api, layout
 from keybuzz.modules.postgres.drill import PostgresWriterProbe
-from keybuzz.site import Site, load_site
+from keybuzz.registry import load_site
+from keybuzz.site import Site
 
 pytestmark = pytest.mark.lab
 

@@ -25,11 +25,11 @@ from keybuzz.drills.probe import ProbeRunner
 from keybuzz.drills.report import RoundResult
 from keybuzz.engine import Engine, Stats, install_modules
 from keybuzz.lab import Lab
-from keybuzz.modules import module_by_name
 from keybuzz.modules.redis import client, layout
 from keybuzz.modules.redis.drill import HaproxySampler, master_hostname
 from keybuzz.modules.redis.probe import RedisWriterProbe
-from keybuzz.site import Site, load_site
+from keybuzz.registry import load_site, module_by_name
+from keybuzz.site import Site
 
 pytestmark = pytest.mark.lab
 MODULE = module_by_name("redis")

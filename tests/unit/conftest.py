@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from keybuzz.site import Site, example, load_site
-from keybuzz.site.writer import ServerRow, servers_tsv, write_site
+from keybuzz.registry import load_site, write_example_site
+from keybuzz.site import Site
+from keybuzz.site.writer import ServerRow, servers_tsv
 
 HEADER = "hostname\tprivate_ip\tpublic_ip\troles\tfqdn"
 
@@ -19,7 +20,7 @@ HEADER = "hostname\tprivate_ip\tpublic_ip\troles\tfqdn"
 def seed_site(tmp_path: Path) -> Path:
     """What `keybuzz init DIR --example seed` writes, in a temporary folder."""
     root = tmp_path / "site"
-    write_site(root, example.seed_servers(), example.seed_config(), example.seed_versions(), example.SEED_COMMENT)
+    write_example_site(root)
     return root
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from keybuzz.containers import MODULE_LABEL, SPEC_HASH_LABEL, ContainerSpec, Mount
+from keybuzz.containers import MODULE_LABEL, SPEC_HASH_LABEL, ContainerCli, ContainerSpec, HealthCheck, Mount
 from keybuzz.remote.actions import plan_actions
 from keybuzz.remote.probe import HostState
 from keybuzz.render import DirSpec, FileSpec, HostPlan
@@ -12,6 +12,8 @@ from keybuzz.render import DirSpec, FileSpec, HostPlan
 SECRET = "Zq8wL0vS3cretValue91"
 ENV = "/opt/keybuzz/demo/demo.env"
 CONF = "/opt/keybuzz/demo/demo.conf"
+
+PODMAN = ContainerCli("podman")
 
 
 def spec(**changes: object) -> ContainerSpec:
@@ -25,7 +27,8 @@ def spec(**changes: object) -> ContainerSpec:
 def flags(argv: list[str]) -> dict[str, list[str]]:
     """Option -> values, for the options that take a value in our argv."""
     takes_value = {"--name", "--restart", "--network", "--user", "--env-file", "-v", "--ulimit", "--label",
-                   "--entrypoint"}
+                   "--entrypoint", "--stop-timeout", "--tmpfs", "--cap-add", "--health-cmd", "--health-interval",
+                   "--health-timeout", "--health-retries"}
     out: dict[str, list[str]] = {}
     index = 2
     while index < len(argv) and argv[index].startswith("-"):
@@ -42,8 +45,7 @@ def flags(argv: list[str]) -> dict[str, list[str]]:
 
 
 def test_run_argv_options_parse_back_to_the_spec() -> None:
-    argv = spec(user="postgres", ulimits=(("nofile", "20000:20000"), ("nproc", "32768:32768"))).run_argv(
-        "podman", "abc123")
+    argv = PODMAN.run(spec(user="postgres", ulimits=(("nofile", "20000:20000"), ("nproc", "32768:32768"))), "abc123")
     assert argv[:2] == ["podman", "run"]
     parsed = flags(argv)
     assert parsed["--name"] == ["keybuzz-demo"]
@@ -60,7 +62,7 @@ def test_run_argv_options_parse_back_to_the_spec() -> None:
 
 
 def test_docker_argv_and_default_ulimits_left_to_the_engine() -> None:
-    parsed = flags(spec(network_host=False).run_argv("docker", "h"))
+    parsed = flags(ContainerCli("docker").run(spec(network_host=False), "h"))
     assert "--ulimit" not in parsed and "--network" not in parsed
 
 
@@ -81,7 +83,7 @@ def test_no_secret_value_in_any_argv_or_command() -> None:
     plan = HostPlan("demo-1", [DirSpec("/opt/keybuzz/demo")],
                     [FileSpec(ENV, f"DEMO_PASSWORD={SECRET}\n", secret=True), FileSpec(CONF, "message=hi\n")],
                     [spec()])
-    actions = plan_actions(plan, HostState(), "podman")
+    actions = plan_actions(plan, HostState(), PODMAN)
     assert [a.kind for a in actions] == ["directory", "file", "file", "container"]
     for action in actions:
         assert SECRET not in action.command
@@ -93,3 +95,33 @@ def test_no_secret_value_in_any_argv_or_command() -> None:
     env_write = next(a for a in actions if a.target == ENV)
     assert env_write.stdin is not None and SECRET in env_write.stdin
     assert plan.file(ENV).mode == 0o600
+
+
+def test_fields_added_later_keep_the_hash_running_containers_carry() -> None:
+    """The hash an earlier keybuzz put on a running container (computed with that version's code):
+    an upgrade must not recreate every container of a site."""
+    assert spec().spec_hash({ENV: "e1", CONF: "c1"}) == "5c570f17943f90dd"
+    assert spec(cap_add=("NET_ADMIN",)).spec_hash({ENV: "e1", CONF: "c1"}) != "5c570f17943f90dd"
+
+
+def test_capabilities_tmpfs_stop_timeout_and_health_reach_the_argv() -> None:
+    health = HealthCheck(("redis-cli", "ping"), interval_s=2, timeout_s=1, retries=5)
+    argv = PODMAN.run(spec(cap_add=("NET_ADMIN", "SYS_NICE"), privileged=True, tmpfs=("/run", "/tmp"),
+                           stop_timeout_s=90, health=health), "h")
+    parsed = flags(argv)
+    assert parsed["--cap-add"] == ["NET_ADMIN", "SYS_NICE"] and "--privileged" in parsed
+    assert parsed["--tmpfs"] == ["/run", "/tmp"] and parsed["--stop-timeout"] == ["90"]
+    assert shlex.split(parsed["--health-cmd"][0]) == ["redis-cli", "ping"]
+    assert (parsed["--health-interval"], parsed["--health-timeout"], parsed["--health-retries"]) == (
+        ["2s"], ["1s"], ["5"])
+    assert parsed["<image>"] == ["localhost/base:1"]
+
+
+def test_every_cli_command_is_argv_data() -> None:
+    assert PODMAN.exec("patroni", ["psql", "-c", "select 1"], user="postgres", stdin=True) == [
+        "podman", "exec", "-i", "--user", "postgres", "patroni", "psql", "-c", "select 1"]
+    assert PODMAN.stop("a", "b", timeout_s=5) == ["podman", "stop", "-t", "5", "a", "b"]
+    assert PODMAN.user_ids("img:1", "redis")[-1] == "id -u redis; id -g redis"
+    assert PODMAN.list_module("redis")[3:5] == ["--filter", f"label={MODULE_LABEL}=redis"]
+    assert ContainerCli("docker").label("c", SPEC_HASH_LABEL) == [
+        "docker", "inspect", "--format", f'{{{{index .Config.Labels "{SPEC_HASH_LABEL}"}}}}', "c"]

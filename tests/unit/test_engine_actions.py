@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from keybuzz.containers import ContainerSpec
+from keybuzz import services
+from keybuzz.containers import ContainerCli, ContainerSpec
 from keybuzz.errors import OperationFailed
 from keybuzz.remote.actions import plan_actions, probed_paths, removal_actions, watched_hashes, write_command
 from keybuzz.remote.probe import HostState, PathState, owner_matches, parse_probe, probe_script
-from keybuzz.render import DirSpec, FileSpec, HostPlan
+from keybuzz.render import DirSpec, FileSpec, HostPlan, HostService
 
 CONF = "/opt/keybuzz/demo/demo.conf"
 CONTENT = "message=hi\n"
+
+PODMAN = ContainerCli("podman")
 
 
 def digest(text: str) -> str:
@@ -70,11 +73,11 @@ def test_probe_reports_container_cli_errors() -> None:
     state = parse_probe("#C\n#X\nsh: podman: not found\n")
     assert "not found" in state.container_error
     with pytest.raises(OperationFailed, match="ps"):
-        plan_actions(plan(), state, "podman")
+        plan_actions(plan(), state, PODMAN)
 
 
 def test_first_run_creates_everything_and_counts_one_restart() -> None:
-    actions = plan_actions(plan(), HostState(), "podman")
+    actions = plan_actions(plan(), HostState(), PODMAN)
     assert [(a.kind, a.summary) for a in actions] == [("directory", "create"), ("file", "create"),
                                                       ("container", "create")]
     assert sum(a.restarts for a in actions) == 1
@@ -82,13 +85,13 @@ def test_first_run_creates_everything_and_counts_one_restart() -> None:
 
 def test_rerun_on_converged_host_is_a_no_op() -> None:
     p = plan()
-    assert plan_actions(p, converged(p), "podman") == []
+    assert plan_actions(p, converged(p), PODMAN) == []
 
 
 def test_changed_restart_on_file_recreates_the_container() -> None:
     old = plan()
     new = plan(content="message=changed\n")
-    actions = plan_actions(new, converged(old), "podman")
+    actions = plan_actions(new, converged(old), PODMAN)
     assert [(a.kind, a.target) for a in actions] == [("file", CONF), ("container", "keybuzz-demo")]
     assert actions[1].summary.startswith("recreate") and actions[1].restarts == 1
     steps = [step.strip() for step in actions[1].command.split(";")]
@@ -101,13 +104,13 @@ def test_changed_restart_on_file_recreates_the_container() -> None:
 
 def test_stopped_container_is_started_not_recreated() -> None:
     p = plan()
-    actions = plan_actions(p, converged(p, state="Exited"), "podman")
+    actions = plan_actions(p, converged(p, state="Exited"), PODMAN)
     assert [(a.kind, shlex.split(a.command)[:2]) for a in actions] == [("container", ["podman", "start"])]
 
 
 def test_mode_only_difference_fixes_metadata_without_rewriting() -> None:
     p = plan(mode=0o640)
-    actions = plan_actions(p, converged(plan()), "podman")
+    actions = plan_actions(p, converged(plan()), PODMAN)
     assert [(a.kind, a.summary) for a in actions] == [("metadata", "mode 0644 -> 0640")]
     assert actions[0].stdin is None
 
@@ -115,14 +118,14 @@ def test_mode_only_difference_fixes_metadata_without_rewriting() -> None:
 def test_create_only_file_is_never_overwritten_nor_restarts_its_container() -> None:
     state = converged(plan(create_only=True))  # first install wrote it; the service rewrote it since
     p = plan(content="a new render\n", create_only=True)
-    assert [a.kind for a in plan_actions(p, state, "podman")] == []
-    assert [a.kind for a in plan_actions(p, HostState(), "podman")][:2] == ["directory", "file"]
+    assert [a.kind for a in plan_actions(p, state, PODMAN)] == []
+    assert [a.kind for a in plan_actions(p, HostState(), PODMAN)][:2] == ["directory", "file"]
 
 
 def test_path_of_the_wrong_kind_is_an_error() -> None:
     state = HostState(paths={CONF: PathState(kind="directory", mode=0o755)})
     with pytest.raises(OperationFailed, match="not a regular file"):
-        plan_actions(plan(), state, "podman")
+        plan_actions(plan(), state, PODMAN)
 
 
 def test_write_command_never_carries_content_and_renames_atomically(tmp_path) -> None:
@@ -177,7 +180,7 @@ def everything_present(p: HostPlan) -> HostState:
 
 def test_cleanup_keeps_data_and_its_parents_without_purge() -> None:
     p = removal_plan()
-    actions = removal_actions(p, everything_present(p), "podman", "demo", purge_data=False)
+    actions = removal_actions(p, everything_present(p), PODMAN, "demo", purge_data=False)
     targets = [a.target for a in actions]
     assert targets == ["container keybuzz-demo", "container keybuzz-demo-old", "/opt/keybuzz/demo/conf/a.conf",
                        "/opt/keybuzz/demo/conf"]
@@ -186,7 +189,7 @@ def test_cleanup_keeps_data_and_its_parents_without_purge() -> None:
 
 def test_cleanup_purge_removes_data_deepest_first() -> None:
     p = removal_plan()
-    actions = removal_actions(p, everything_present(p), "podman", "demo", purge_data=True)
+    actions = removal_actions(p, everything_present(p), PODMAN, "demo", purge_data=True)
     folders = [a.target for a in actions if a.target.startswith("/opt") and a.summary != "delete file"]
     assert folders[-1] == "/opt/keybuzz/demo"
     assert set(folders) == {"/opt/keybuzz/demo", "/opt/keybuzz/demo/conf", "/opt/keybuzz/demo/data"}
@@ -194,11 +197,11 @@ def test_cleanup_purge_removes_data_deepest_first() -> None:
 
 
 def test_cleanup_on_clean_host_does_nothing_and_refuses_top_level_folders() -> None:
-    assert removal_actions(removal_plan(), HostState(), "podman", "demo", purge_data=True) == []
+    assert removal_actions(removal_plan(), HostState(), PODMAN, "demo", purge_data=True) == []
     dangerous = HostPlan("h", [DirSpec("/opt")])
     state = HostState(paths={"/opt": PathState("directory", 0o755, "root:root", "0:0")})
     with pytest.raises(OperationFailed, match="refusing"):
-        removal_actions(dangerous, state, "podman", "demo", purge_data=False)
+        removal_actions(dangerous, state, PODMAN, "demo", purge_data=False)
 
 
 def test_probe_script_runs_under_sh_and_parses_real_stat_output(tmp_path: Path) -> None:
@@ -264,4 +267,70 @@ def test_cleanup_refuses_when_the_container_list_could_not_be_read() -> None:
     state = everything_present(p)
     state.container_error = "container listing failed: permission denied"
     with pytest.raises(OperationFailed, match="ps` failed"):
-        removal_actions(p, state, "podman", "demo", purge_data=False)
+        removal_actions(p, state, PODMAN, "demo", purge_data=False)
+
+
+def host_service(**changes: object) -> HostService:
+    base: dict[str, object] = dict(name="k3s", module="k3s", binary="/usr/local/bin/k3s", source="/srv/cache/k3s",
+                                   sha256="a" * 64, unit="[Service]\nExecStart=/usr/local/bin/k3s server\n",
+                                   restart_on=("/etc/rancher/k3s/config.yaml",))
+    base.update(changes)
+    return HostService(**base)  # type: ignore[arg-type]
+
+
+def service_state(spec: HostService, active: str = "active", config_hash: str = "c1") -> HostState:
+    """A host where the service is installed as rendered (binary, unit with its hash) and `active`."""
+    unit = services.unit_file(spec, {"/etc/rancher/k3s/config.yaml": config_hash})
+    return HostState(paths={spec.binary: PathState("file", 0o755, "root:root", "0:0", spec.sha256),
+                            unit.path: PathState("file", 0o644, "root:root", "0:0", unit.sha256),
+                            "/etc/rancher/k3s/config.yaml": PathState("file", 0o600, "root:root", "0:0", config_hash)},
+                     services={spec.name: active})
+
+
+def test_host_service_first_install_uploads_the_checked_binary_writes_the_unit_and_restarts() -> None:
+    spec = host_service()
+    actions = plan_actions(HostPlan("m1", services=[spec]), HostState(), PODMAN)
+    assert [(a.kind, a.target) for a in actions] == [("binary", "/usr/local/bin/k3s"),
+                                                   ("file", "/etc/systemd/system/k3s.service"),
+                                                   ("service", "k3s")]
+    binary = actions[0]
+    assert (binary.upload, binary.upload_sha256) == ("/srv/cache/k3s", "a" * 64)
+    words = shlex.split(binary.command)
+    assert f"{'a' * 64}  /usr/local/bin/k3s.keybuzz-tmp" in words and "0755" in words
+    assert actions[1].stdin and "ExecStart=/usr/local/bin/k3s server" in actions[1].stdin
+    assert [shlex.split(part) for part in actions[2].command.split(" && ")] == [
+        ["systemctl", "daemon-reload"], ["systemctl", "enable", "k3s.service"], ["systemctl", "restart", "k3s.service"]]
+    assert actions[2].restarts == 1
+
+
+def test_host_service_rerun_is_a_no_op_and_a_stopped_one_is_started() -> None:
+    spec = host_service()
+    assert plan_actions(HostPlan("m1", services=[spec]), service_state(spec), PODMAN) == []
+    started = plan_actions(HostPlan("m1", services=[spec]), service_state(spec, active="failed"), PODMAN)
+    assert [(a.kind, shlex.split(a.command)) for a in started] == [("service", ["systemctl", "start", "k3s.service"])]
+
+
+def test_host_service_restarts_when_its_binary_or_watched_config_changes() -> None:
+    spec = host_service()
+    new_binary = plan_actions(HostPlan("m1", services=[host_service(sha256="b" * 64)]), service_state(spec), PODMAN)
+    assert [a.kind for a in new_binary] == ["binary", "file", "service"]  # the unit's hash covers the binary
+    config = FileSpec("/etc/rancher/k3s/config.yaml", "token-file: /x\n", secret=True)
+    new_config = plan_actions(HostPlan("m1", files=[config], services=[spec]), service_state(spec), PODMAN)
+    assert [a.kind for a in new_config] == ["file", "file", "service"]
+
+
+def test_a_source_binary_with_another_checksum_is_refused(tmp_path: Path) -> None:
+    from keybuzz.remote.converge import _checked_source
+
+    source = tmp_path / "k3s"
+    source.write_bytes(b"not the pinned binary")
+    action = plan_actions(HostPlan("m1", services=[host_service(source=str(source))]), HostState(), PODMAN)[0]
+    with pytest.raises(OperationFailed, match=r"has sha256 [0-9a-f]{64}, pinned a{64}: refusing to install"):
+        _checked_source(action)
+
+
+def test_probe_reports_service_states() -> None:
+    script = probe_script([], None, services=["k3s"])
+    assert "systemctl is-active k3s.service" in script
+    state = parse_probe("#U\nk3s\tactive\n#U\nagent\t\n")
+    assert state.services == {"k3s": "active", "agent": "unknown"}

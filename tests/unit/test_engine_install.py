@@ -15,20 +15,20 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from keybuzz import modules
+from keybuzz import registry
 from keybuzz.cli import app
+from keybuzz.contract import CheckResult, DeployContext, Module, PendingModule
 from keybuzz.engine import ConvergeFailed, Engine, InstallFailed, install_modules, resume_command, select_modules
 from keybuzz.errors import OperationFailed
-from keybuzz.modules.base import CheckResult, DeployContext, Module, PendingModule
+from keybuzz.registry import load_site
 from keybuzz.render import FileSpec, HostPlan
-from keybuzz.site import load_site
-from keybuzz.site.config import KeybuzzConfig, Ssh
+from keybuzz.site.config import CoreConfig, Ssh
 from keybuzz.site.model import Site
 from keybuzz.site.servers import Server
 from keybuzz.site.versions import Versions
 
-MODULES = [PendingModule(2, "base_os", "Base OS", ("app",)), PendingModule(3, "postgres", "PG", ("db",)),
-           PendingModule(4, "redis", "Redis", ("redis",))]
+MODULES = [PendingModule(2, "base_os", "Base OS", "app"), PendingModule(3, "postgres", "PG", "db"),
+           PendingModule(4, "redis", "Redis", "redis")]
 
 
 def quiet() -> Console:
@@ -57,9 +57,9 @@ def test_pending_modules_are_reported_not_silently_skipped(site: Site) -> None:
             return await install_modules(engine, MODULES)
 
     results = asyncio.run(run())
-    assert [(r.name, r.status) for r in results] == [("base_os", "not implemented yet"),
-                                                     ("postgres", "not implemented yet"),
-                                                     ("redis", "not implemented yet")]
+    assert [(r.name, r.status) for r in results] == [("base_os", "not in this version"),
+                                                     ("postgres", "not in this version"),
+                                                     ("redis", "not in this version")]
 
 
 def test_wait_for_times_out_naming_what_and_the_last_error(site: Site) -> None:
@@ -132,7 +132,7 @@ def test_unreachable_host_is_a_per_host_error_naming_it(tmp_path: Path) -> None:
     key = tmp_path / "id_ed25519"
     asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(key))
     server = Server("db-9", ipaddress.IPv4Address("127.0.0.1"), None, ("db",), "db-9.example.org", 1)
-    config = KeybuzzConfig(ssh=Ssh(port=closed_port(), identity_file=str(key), known_hosts=None,
+    config = CoreConfig(ssh=Ssh(port=closed_port(), identity_file=str(key), known_hosts=None,
                                    connect_timeout_s=2, retries=1))
     site = Site(root=tmp_path, servers=[server], config=config, versions=Versions(images={}))
     plans = {"db-9": HostPlan("db-9", files=[FileSpec("/opt/keybuzz/x.conf", "x\n")])}
@@ -160,13 +160,13 @@ def test_cli_guards_exit_2_before_touching_anything(seed_site: Path) -> None:
     result = runner.invoke(app, ["install", "--site", str(seed_site), "--clean", "--skip-cleanup", "--yes"])
     assert result.exit_code == 2
     result = runner.invoke(app, ["cleanup", "k3s", "--site", str(seed_site), "--yes"])
-    assert result.exit_code == 2 and "not implemented yet" in result.output
+    assert result.exit_code == 2 and "not in this version of keybuzz" in result.output
 
 
 class CheckOnly(Module):
     """A module whose checks need no host: exercises the CLI around validate and cleanup."""
 
-    number, name, title, roles = 50, "checkonly", "checks only", ("db",)
+    number, name, title, own_role = 50, "checkonly", "checks only", "db"
 
     def __init__(self, ok: bool):
         self.ok = ok
@@ -181,18 +181,20 @@ class CheckOnly(Module):
 
 @pytest.mark.parametrize("ok", [True, False])
 def test_validate_json_and_exit_code(seed_site: Path, monkeypatch: pytest.MonkeyPatch, ok: bool) -> None:
-    monkeypatch.setattr(modules, "MODULES", [CheckOnly(ok), PendingModule(9, "k3s", "K3s", ("k3s-master",))])
+    monkeypatch.setattr(registry, "MODULES", [CheckOnly(ok), PendingModule(9, "k3s", "K3s", "k3s-master")])
+    (seed_site / "keybuzz.yaml").write_text("")  # no section of the modules left out of the registry
     result = CliRunner().invoke(app, ["validate", "--site", str(seed_site), "--json"])
     assert result.exit_code == (0 if ok else 1), result.output
     report = json.loads(result.output)
     assert report["ok"] is ok
     checks = {c["name"]: c for c in report["modules"][0]["checks"]}
     assert checks["always"]["ok"] is ok and checks["n/a here"]["available"] is False
-    assert report["modules"][1]["status"] == "not implemented yet"
+    assert report["modules"][1]["status"] == "not in this version"
 
 
 def test_purge_data_needs_the_module_name_typed(seed_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(modules, "MODULES", [CheckOnly(True)])
+    monkeypatch.setattr(registry, "MODULES", [CheckOnly(True)])
+    (seed_site / "keybuzz.yaml").write_text("")
     runner = CliRunner()
     result = runner.invoke(app, ["cleanup", "checkonly", "--site", str(seed_site), "--yes", "--purge-data",
                                  "--confirm", "postgres"])
@@ -230,6 +232,6 @@ def test_library_errors_become_located_failures_with_a_resume_command(site: Site
 def test_companion_roles_alone_do_not_make_a_module(seed_site: Path, kb) -> None:
     kb.write_servers(seed_site, [r for r in kb.small_rows() if "redis" not in r.roles])
     site = load_site(seed_site)
-    assert modules.module_by_name("redis").hosts(site) == []  # haproxy servers alone: no Redis module
-    assert {s.hostname for s in modules.module_by_name("postgres").hosts(site)} == {
+    assert registry.module_by_name("redis").hosts(site) == []  # haproxy servers alone: no Redis module
+    assert {s.hostname for s in registry.module_by_name("postgres").hosts(site)} == {
         "haproxy-01", "haproxy-02", "db-0", "db-1", "db-2"}

@@ -19,15 +19,15 @@ def test_every_lab_image_is_pinned_and_local() -> None:
 
 
 def test_a_changed_package_list_gives_a_new_tag() -> None:
-    recipe = images.RECIPES["redis"]
+    recipe = images.recipes()["redis"]
     changed = dataclasses.replace(recipe, packages=(*recipe.packages, "procps"))
-    assert images.recipe_hash(recipe, "b") != images.recipe_hash(changed, "b")
-    assert images.recipe_hash(recipe, "b") != images.recipe_hash(recipe, "other-base")
-    assert images.recipe_hash(recipe, "b") == images.recipe_hash(recipe, "b")
+    assert images.recipe_hash("redis", recipe, "b") != images.recipe_hash("redis", changed, "b")
+    assert images.recipe_hash("redis", recipe, "b") != images.recipe_hash("redis", recipe, "other-base")
+    assert images.recipe_hash("redis", recipe, "b") == images.recipe_hash("redis", recipe, "b")
 
 
 def test_containerfile_installs_the_packages_on_the_base() -> None:
-    text = images.containerfile(images.RECIPES["patroni"], "localhost/keybuzz-lab/base:x")
+    text = images.containerfile(images.recipes()["patroni"], "localhost/keybuzz-lab/base:x")
     lines = text.splitlines()
     assert lines[0] == "FROM localhost/keybuzz-lab/base:x"
     steps = lines[1].removeprefix("RUN set -e; ").split("; ")

@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from keybuzz.containers import ContainerSpec, Mount
+from keybuzz.contract import LintInput, Module
 from keybuzz.haproxy import Section, render_config
-from keybuzz.lint import RULES, LintInput, lint
-from keybuzz.modules import Module
+from keybuzz.lint import lint, rules
+from keybuzz.registry import load_site
 from keybuzz.render import FileSpec, HostPlan, Plans
-from keybuzz.site import Site, load_site
+from keybuzz.site import Site
 from keybuzz.site.writer import ServerRow
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
@@ -28,7 +29,7 @@ REDIS_IPS = ("10.0.0.123", "10.0.0.124", "10.0.0.125")
 class CraftedModule(Module):
     """Puts the given files and containers on haproxy-01: enough for the plan-reading rules."""
 
-    number, name, title, roles = 99, "crafted", "crafted plans for lint tests", ("haproxy",)
+    number, name, title, own_role = 99, "crafted", "crafted plans for lint tests", "haproxy"
 
     def __init__(self, files: list[FileSpec], containers: list[ContainerSpec] | None = None):
         self.files, self.containers = files, containers or []
@@ -53,7 +54,7 @@ GOOD_REDIS = (Section("frontend", "fe_redis", ("bind 0.0.0.0:6379", "default_bac
 
 
 def run_rule(rule_id: str, site: Site, module: Module) -> list[tuple[str, str, str]]:
-    rule = next(r for r in RULES if r.id == rule_id)
+    rule = next(r for r in rules() if r.id == rule_id)
     return list(rule.check(LintInput(site, module.render(site), [])))
 
 
@@ -71,10 +72,10 @@ def by_rule(findings) -> dict[str, list]:
 
 
 def test_rule_ids_are_unique_and_documented():
-    ids = [rule.id for rule in RULES]
+    ids = [rule.id for rule in rules()]
     assert len(ids) == len(set(ids))
     documented = DOCS.read_text()
-    for rule in RULES:
+    for rule in rules():
         assert f"| {rule.id} | {rule.severity} |" in documented, rule.id
 
 
@@ -232,12 +233,12 @@ def test_kb009_and_kb010_maria_without_proxysql(seed_site: Path, kb):
 
 
 def test_kb008_pending_modules_are_listed(seed_site: Path):
-    from keybuzz.modules.base import PendingModule
+    from keybuzz.contract import PendingModule
 
-    pending = PendingModule(42, "later", "A later module", ("app",))
+    pending = PendingModule(42, "later", "A later module", "app")
     findings = by_rule(lint(load_site(seed_site), [pending]))["KB008"]
     assert [f.severity for f in findings] == ["info"]
-    assert "module 42 later (A later module) is not implemented yet" in findings[0].message
+    assert "module 42 later (A later module): not in this version of keybuzz" in findings[0].message
 
 
 def test_full_lint_over_a_crafted_module_reports_each_plan_rule(seed_site: Path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from keybuzz.site import example
+from keybuzz.registry import seed_versions
 
 IMAGE_DIR = Path(__file__).resolve().parents[2] / "images" / "patroni"
 
@@ -35,7 +35,7 @@ def test_dockerfile_parses_into_known_instructions() -> None:
 
 def test_base_is_the_pinned_postgres_16_of_versions_yaml() -> None:
     base = args()["POSTGRES_IMAGE"]
-    assert base == example.SEED_IMAGES["postgres"]
+    assert base == seed_versions()["images"]["postgres"]
     assert re.fullmatch(r"postgres:16\.\d+-bookworm", base)
     assert args()["PG_MAJOR"] == "16"
 
@@ -43,8 +43,8 @@ def test_base_is_the_pinned_postgres_16_of_versions_yaml() -> None:
 def test_versions_pinned_and_never_latest() -> None:
     used = " ".join(rest for _, rest in instructions()) + (IMAGE_DIR / "requirements.txt").read_text()
     assert "latest" not in used
-    assert args()["PATRONI_VERSION"] == example.SEED_SOFTWARE["patroni"] == "4.1.5"
-    assert args()["PGVECTOR_VERSION"] == example.SEED_SOFTWARE["pgvector"]
+    assert args()["PATRONI_VERSION"] == seed_versions()["software"]["patroni"] == "4.1.5"
+    assert args()["PGVECTOR_VERSION"] == seed_versions()["software"]["pgvector"]
     assert any("pgvector=${PGVECTOR_VERSION}" in rest for keyword, rest in instructions() if keyword == "RUN")
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 
-from keybuzz.modules.postgres import api, layout
-from keybuzz.modules.postgres.checks import write_backend_up
+from keybuzz.haproxy import parse_stats_csv, up_servers
+from keybuzz.modules.postgres import api
 from keybuzz.modules.postgres.cleanup import prefix_range
-from keybuzz.modules.postgres.deploy import dcs_differences, resolve_owners, without_containers
-from keybuzz.modules.postgres.lb import userlist
-from keybuzz.render import DirSpec, HostPlan
+from keybuzz.modules.postgres.deploy import dcs_differences
+from keybuzz.modules.postgres.lb import WRITE_BACKEND, userlist
+from keybuzz.render import DirSpec, HostPlan, ImageUser, with_owners
 
 
 def node(name: str, role: str, state: str = "running", repl: str = "", position: int = 100) -> api.NodeState:
@@ -50,11 +50,13 @@ def test_dcs_differences_only_what_changed() -> None:
     assert dcs_differences({"checkpoint_completion_target": "0.9"}, {"checkpoint_completion_target": 0.9}) == {}
 
 
-def test_resolve_owners_replaces_only_the_placeholder() -> None:
-    plan = HostPlan("db", directories=[DirSpec("/d", owner=layout.OWNER_PLACEHOLDER), DirSpec("/c", owner="root")])
-    fixed = resolve_owners(plan, "999:999")
+def test_image_user_owners_are_replaced_by_the_uid_read_at_deploy() -> None:
+    user = ImageUser("keybuzz/patroni:1", "postgres")
+    plan = HostPlan("db", directories=[DirSpec("/d", owner=user), DirSpec("/c", owner="root")])
+    fixed = with_owners(plan, {user: "999:999"})
     assert [d.owner for d in fixed.directories] == ["999:999", "root"]
-    assert plan.directories[0].owner == layout.OWNER_PLACEHOLDER  # the rendered plan is not mutated
+    assert plan.directories[0].owner == user  # the rendered plan is not mutated
+    assert with_owners(plan, {}).directories[0].owner == "postgres of image keybuzz/patroni:1"  # dry-run display
 
 
 def test_without_containers() -> None:
@@ -62,7 +64,8 @@ def test_without_containers() -> None:
 
     plan = HostPlan("db", containers=[ContainerSpec("patroni", "i:1", "postgres"),
                                       ContainerSpec("etcd-postgres", "i:1", "postgres")])
-    assert [c.name for c in without_containers(plan, "patroni").containers] == ["etcd-postgres"]
+    assert [c.name for c in plan.without_containers("patroni").containers] == ["etcd-postgres"]
+    assert [c.name for c in plan.with_containers("patroni").containers] == ["patroni"]
 
 
 def test_write_backend_up_from_stats_csv() -> None:
@@ -73,7 +76,7 @@ def test_write_backend_up_from_stats_csv() -> None:
                 "postgres_write,db-slave-02,0,DOWN,\n"
                 "postgres_write,BACKEND,0,UP,\n"
                 "postgres_read,db-master-01,0,UP,\n")
-    assert write_backend_up(csv_text) == ["db-slave-01"]
+    assert up_servers(parse_stats_csv(csv_text), WRITE_BACKEND) == ["db-slave-01"]
 
 
 def test_etcd_prefix_range_covers_the_scope() -> None:
@@ -113,11 +116,12 @@ def test_scram_verifier_matches_rfc_7677_and_postgres_format() -> None:
 
 
 def test_drill_scenarios_map_to_faults_the_lab_offers() -> None:
-    from keybuzz.drills.faults import ContainerFaults, LabFaults
+    from keybuzz.engine.faults import ContainerFaults
+    from keybuzz.lab.faults import LabFaults
     from keybuzz.modules.postgres import MODULE
     from keybuzz.modules.postgres.drill import FAULT_KIND
 
-    scenarios = MODULE.drill_scenarios()
+    scenarios = MODULE.scenarios
     assert set(scenarios) == {"poweroff-leader", "crash-leader", "partition-leader", "switchover"}
     assert set(FAULT_KIND) == set(scenarios) - {"switchover"}  # switchover is Patroni's own API
     assert set(FAULT_KIND.values()) <= set(LabFaults.kinds)

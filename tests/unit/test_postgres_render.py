@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from keybuzz.containers import ContainerCli
 from keybuzz.haproxy import parse_config
-from keybuzz.modules import module_by_name
 from keybuzz.modules.postgres import layout
 from keybuzz.modules.postgres.render import render
-from keybuzz.render import Plans
-from keybuzz.site import Site, load_site
+from keybuzz.registry import load_site, module_by_name
+from keybuzz.render import ImageUser, Plans
+from keybuzz.site import Site
 
 DB = ("db-master-01", "db-slave-01", "db-slave-02")
 DB_IPS = ("10.0.0.120", "10.0.0.121", "10.0.0.122")
@@ -154,7 +155,7 @@ def test_patroni_container(plans: Plans, site: Site) -> None:
     secret = plans["db-master-01"].file(paths.patroni_env)
     assert secret.secret and secret.mode == 0o600
     dirs = {d.path: d for d in plans["db-master-01"].directories}
-    assert dirs[paths.data].owner == dirs[paths.wal].owner == layout.OWNER_PLACEHOLDER
+    assert dirs[paths.data].owner == dirs[paths.wal].owner == ImageUser(site.image("patroni"), "postgres")
     assert dirs[paths.data].mode == 0o700 and dirs[paths.data].data
     assert not dirs[paths.raft].data  # DCS state goes with cleanup
 
@@ -171,7 +172,7 @@ def test_no_secret_in_non_secret_files_or_argv(plans: Plans, site: Site, kb) -> 
     secrets = kb.secret_values(site.root)
     for plan in plans.values():
         texts = [f.content for f in plan.files if not f.secret]
-        texts += [" ".join(c.run_argv("docker", "0")) for c in plan.containers]
+        texts += [" ".join(ContainerCli("docker").run(c, "0")) for c in plan.containers]
         for text in texts:
             for value in secrets:
                 assert value not in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 
+from keybuzz.haproxy import parse_stats_csv
 from keybuzz.modules.redis import client, state
 from keybuzz.modules.redis.conf import directive, parse_directives
 from keybuzz.modules.redis.probe import RedisWriterProbe
@@ -32,7 +33,7 @@ def test_majority_counts_silent_sentinels() -> None:
 
 
 def test_stats_csv_servers_of_the_redis_backend() -> None:
-    servers = client.parse_stats_csv(STATS_CSV)
+    servers = [s for s in parse_stats_csv(STATS_CSV) if s.backend == "redis"]
     assert [(s.name, s.up) for s in servers] == [("redis-01", False), ("redis-02", True), ("redis-03", False)]
 
 

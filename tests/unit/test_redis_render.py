@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shlex
 import subprocess
@@ -10,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from keybuzz.containers import ContainerCli
+from keybuzz.errors import InputErrors
 from keybuzz.haproxy import parse_config
 from keybuzz.lint import lint
-from keybuzz.modules import module_by_name
 from keybuzz.modules.redis import bootguard, layout, lb
 from keybuzz.modules.redis.conf import directive, parse_directives
 from keybuzz.modules.redis.render import render
+from keybuzz.registry import load_site, module_by_name
 from keybuzz.render import Plans
 from keybuzz.site import Site
 
@@ -50,12 +51,13 @@ def test_hosts_get_what_their_role_needs(plans: Plans) -> None:
         assert [c.name for c in plans[host].containers] == ["haproxy-redis"]
 
 
-def test_module_is_registered_and_needs_an_odd_quorum(site: Site) -> None:
+def test_module_is_registered_and_needs_an_odd_quorum(site: Site, seed_site: Path, kb) -> None:
     module = module_by_name("redis")
     assert module.implemented and module.render(site).keys() == render(site).keys()
-    assert module.requirements(site) == []
-    two = dataclasses.replace(site, servers=[s for s in site.servers if s.hostname != "redis-03"])
-    assert "odd number" in module.requirements(two)[0]
+    assert module.requirements(site) == [] and module.quorum and module.quorum.role == "redis"
+    kb.write_servers(seed_site, [r for r in kb.small_rows() if r.hostname != "redis-2"])
+    with pytest.raises(InputErrors, match="2 servers with role redis: a quorum needs an odd count"):
+        load_site(seed_site)
 
 
 def test_redis_conf_settings(plans: Plans, site: Site) -> None:
@@ -201,7 +203,7 @@ def test_secrets_only_in_the_secret_env_file(plans: Plans, site: Site, seed_site
         assert values == {"REDIS_PASSWORD": site.secret("redis", "REDIS_PASSWORD"),
                           "REDIS_SENTINEL_PASSWORD": site.secret("redis", "REDIS_SENTINEL_PASSWORD")}
         public = [f.content for f in plan.files if not f.secret]
-        public += [" ".join(c.run_argv("podman", "0")) for c in plan.containers]
+        public += [" ".join(ContainerCli("podman").run(c, "0")) for c in plan.containers]
         for text in public:
             assert not [v for v in secret_values if v in text], host
 

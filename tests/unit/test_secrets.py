@@ -11,15 +11,18 @@ import pytest
 
 from keybuzz.errors import InputErrors
 from keybuzz.logs import get_logger, setup_site_logging
+from keybuzz.registry import credential_files
 from keybuzz.secrets import (
     REDACTED,
-    SERVICE_CREDENTIALS,
     CredentialStore,
     generate_secret,
     is_secret_key,
     parse_env,
     redact,
 )
+
+FILES = credential_files()  # every module's credentials/<service>.env
+SERVICE_CREDENTIALS = {file.service: file.specs for file in FILES}
 
 
 def mode(path: Path) -> int:
@@ -37,7 +40,7 @@ def test_generated_secrets_are_alphanumeric_random_and_of_the_asked_length():
 
 def test_ensure_writes_every_service_0600_in_a_0700_folder(tmp_path: Path):
     store = CredentialStore(tmp_path / "credentials")
-    added = store.ensure()
+    added = store.ensure(FILES)
     assert mode(store.folder) == 0o700
     assert sorted(p.name for p in store.folder.iterdir()) == sorted(f"{s}.env" for s in SERVICE_CREDENTIALS)
     for service, specs in SERVICE_CREDENTIALS.items():
@@ -56,16 +59,16 @@ def test_ensure_writes_every_service_0600_in_a_0700_folder(tmp_path: Path):
 
 def test_a_second_ensure_never_changes_a_value_and_only_adds_missing_keys(tmp_path: Path):
     store = CredentialStore(tmp_path / "credentials")
-    store.ensure()
+    store.ensure(FILES)
     before = {p.name: p.read_bytes() for p in store.folder.iterdir()}
-    assert store.ensure() == []
+    assert store.ensure(FILES) == []
     assert {p.name: p.read_bytes() for p in store.folder.iterdir()} == before
 
     redis = store.path("redis")
     kept = "REDIS_PASSWORD=chosen-by-the-operator-1234\n"
     redis.write_text(kept)  # the operator set their own value and dropped a key
     store.path("k3s").unlink()
-    assert sorted(store.ensure()) == ["k3s.K3S_TOKEN", "redis.REDIS_SENTINEL_PASSWORD"]
+    assert sorted(store.ensure(FILES)) == ["k3s.K3S_TOKEN", "redis.REDIS_SENTINEL_PASSWORD"]
     text = redis.read_text()
     assert text.startswith(kept) and text.count("REDIS_SENTINEL_PASSWORD=") == 1
     assert mode(redis) == 0o600 and mode(store.path("k3s")) == 0o600
@@ -80,14 +83,14 @@ def test_a_second_ensure_never_changes_a_value_and_only_adds_missing_keys(tmp_pa
 ])
 def test_open_permissions_are_refused_with_the_chmod_to_fix_them(tmp_path: Path, target: str, chmod: int, fix: str):
     store = CredentialStore(tmp_path / "credentials")
-    store.ensure()
+    store.ensure(FILES)
     path = store.folder / target if target else store.folder
     os.chmod(path, chmod)
     before = {p.name: p.read_bytes() for p in store.folder.iterdir()}
     errors = store.permission_errors()
     assert len(errors) == 1 and f"{fix} {path}" in str(errors[0]) and f"{chmod:04o}" in str(errors[0])
     with pytest.raises(InputErrors) as caught:
-        store.ensure()  # never fixes permissions silently, never writes through open ones
+        store.ensure(FILES)  # never fixes permissions silently, never writes through open ones
     assert f"{fix} {path}" in str(caught.value)
     assert mode(path) == chmod
     assert {p.name: p.read_bytes() for p in store.folder.iterdir()} == before
@@ -130,7 +133,7 @@ def site_logs(tmp_path: Path):
 def test_no_secret_value_in_any_log_line_or_traceback(tmp_path: Path, site_logs: Path,
                                                       caplog: pytest.LogCaptureFixture):
     store = CredentialStore(tmp_path / "credentials")
-    store.ensure()
+    store.ensure(FILES)
     credentials, _ = CredentialStore(tmp_path / "credentials").load()
     secret = credentials["postgres"]["POSTGRES_SUPERUSER_PASSWORD"]
     token = credentials["k3s"]["K3S_TOKEN"]
@@ -171,7 +174,7 @@ def test_every_credential_name_is_documented_for_the_vault_migration():
 
 
 def test_a_site_shown_in_a_traceback_holds_no_secret(seed_site, kb) -> None:
-    from keybuzz.site import load_site
+    from keybuzz.registry import load_site
 
     shown = repr(load_site(seed_site))
     assert "credentials" not in shown
@@ -206,7 +209,7 @@ def test_a_stale_world_readable_tmp_file_never_holds_a_secret(tmp_path) -> None:
     stale = folder / ".redis.env.tmp"
     stale.write_text("old")
     stale.chmod(0o644)
-    CredentialStore(folder).ensure(["redis"])
+    CredentialStore(folder).ensure([f for f in FILES if f.service == "redis"])
     written = folder / "redis.env"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600 and "REDIS_PASSWORD=" in written.read_text()
     assert not stale.exists()
@@ -214,7 +217,7 @@ def test_a_stale_world_readable_tmp_file_never_holds_a_secret(tmp_path) -> None:
 
 def test_a_short_or_empty_secret_is_refused_at_its_line(seed_site) -> None:
     from keybuzz.errors import InputErrors
-    from keybuzz.site import load_site
+    from keybuzz.registry import load_site
 
     env = seed_site / "credentials" / "redis.env"
     lines = env.read_text().splitlines()

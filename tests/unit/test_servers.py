@@ -8,9 +8,10 @@ import re
 import pytest
 
 from keybuzz.errors import InputError
+from keybuzz.registry import schema
 from keybuzz.secrets import generate_secret
 from keybuzz.site import example
-from keybuzz.site.servers import QUORUM_ROLES, parse_servers_tsv
+from keybuzz.site.servers import parse_servers_tsv
 from keybuzz.site.writer import servers_tsv
 
 NET = ipaddress.IPv4Network("10.0.0.0/16")
@@ -19,7 +20,7 @@ LOCATED = re.compile(r"^servers\.tsv:\d+: .+ \(.+\)$")  # file:line: what (hint)
 
 
 def parse(text: str, network: ipaddress.IPv4Network | None = NET):
-    return parse_servers_tsv(text, "servers.tsv", network)
+    return parse_servers_tsv(text, "servers.tsv", network, schema().quorums)
 
 
 def lines_of(errors: list[InputError], fragment: str) -> list[int]:
@@ -124,7 +125,7 @@ def test_hostnames_that_are_not_rfc_1123(name: str):
     assert lines_of(errors, "RFC 1123") == [2]
 
 
-@pytest.mark.parametrize("role", QUORUM_ROLES)
+@pytest.mark.parametrize("role", sorted({q.role for q in schema().quorums}))  # declared by the modules
 def test_even_quorum_groups_are_refused(role: str):
     rows = [f"{role}-{i}\t10.0.0.{10 + i}\t\t{role}\t" for i in range(4)]
     _, errors = parse(HEADER + "\n" + "\n".join(rows) + "\n")

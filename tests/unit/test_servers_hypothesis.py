@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keybuzz.errors import InputError, InputErrors
-from keybuzz.site import example, load_site
+from keybuzz.registry import load_site, write_example_site
+from keybuzz.site import example
 from keybuzz.site.servers import COLUMNS, ROLES, parse_servers_tsv
 from keybuzz.site.writer import ServerRow, servers_tsv
 
@@ -124,10 +125,9 @@ def test_valid_generated_inventory_round_trips(rows: list[ServerRow]):
 
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from keybuzz.site.writer import write_site
 
     root = tmp_path_factory.mktemp("hyp") / "site"
-    write_site(root, example.seed_servers(), example.seed_config(), example.seed_versions(), example.SEED_COMMENT)
+    write_example_site(root)
     return root
 
 

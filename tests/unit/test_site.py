@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keybuzz.errors import InputErrors
-from keybuzz.site import load_site
-from keybuzz.site.config import KeybuzzConfig
+from keybuzz.registry import load_site, schema
 from keybuzz.site.writer import ServerRow
 
 
@@ -56,7 +55,8 @@ def test_an_almost_empty_keybuzz_yaml_uses_the_defaults(seed_site: Path, text: s
 
 def test_written_keybuzz_yaml_matches_the_model_defaults(seed_site: Path):
     written = yaml.safe_load((seed_site / "keybuzz.yaml").read_text())
-    assert KeybuzzConfig.model_validate(written) == KeybuzzConfig()
+    model = schema().config_model()
+    assert model.model_validate(written) == model()
 
 
 def test_unknown_and_invalid_keys_located_at_their_line(seed_site: Path):

@@ -7,12 +7,11 @@ acknowledged ids are missing on the new primary afterwards (acknowledged writes 
 
 Modules provide the WriterProbe (client library specific), the read-back of ids and the
 wait for the old primary to rejoin; this package provides the timing, the history analysis,
-fault injection (lab or real servers) and the report.
+and the report; faults are handed in (the lab's, or the container CLI's on real servers).
 """
 
 from keybuzz.drills.history import History, WriteRecord
-from keybuzz.drills.probe import WriterProbe
 from keybuzz.drills.report import DrillReport, RoundResult
-from keybuzz.drills.runner import RoundPlan, measure_round
+from keybuzz.drills.runner import measure_round
 
-__all__ = ["DrillReport", "History", "RoundPlan", "RoundResult", "WriteRecord", "WriterProbe", "measure_round"]
+__all__ = ["DrillReport", "History", "RoundResult", "WriteRecord", "measure_round"]

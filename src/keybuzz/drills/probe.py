@@ -1,35 +1,12 @@
-"""Writer probes: a client-library-specific writer run in a thread at a steady pace."""
+"""The writer probe's runner: a module's WriterProbe called in a thread at a steady pace."""
 
 from __future__ import annotations
 
 import threading
 import time
-from abc import ABC, abstractmethod
 
+from keybuzz.contract import WriterProbe
 from keybuzz.drills.history import History, WriteRecord
-from keybuzz.secrets import redact
-
-
-class WriterProbe(ABC):
-    """One connection through the load balancer. Every call must bound its own time: client
-    retries would hide the gap we measure (redis-py retries by default, for instance)."""
-
-    @abstractmethod
-    def write(self, write_id: int) -> None:
-        """Write `write_id` durably as the service acknowledges it; raise on any failure.
-        Reconnect lazily inside when the previous call failed."""
-
-    @abstractmethod
-    def read_ids(self) -> set[int]:
-        """After the drill, through the new primary: every id present."""
-
-    def classify(self, exc: BaseException) -> str:
-        """A short error kind for the report (no secret: messages are redacted)."""
-        text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-        return f"{type(exc).__name__}: {text[:80]}" if text else type(exc).__name__
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Drop the connection."""
 
 
 class ProbeRunner:

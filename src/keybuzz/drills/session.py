@@ -4,28 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from keybuzz.drills.contract import Drillable, DrillContext, Faults
+from keybuzz.contract import DeployContext, DrillContext, Faults, Module
 from keybuzz.drills.report import DrillReport, RoundResult
 from keybuzz.drills.runner import measure_round
-from keybuzz.modules.base import DeployContext, Module
 
 
 class NotDrillable(Exception):
     pass
 
 
-def as_drillable(module: Module) -> Drillable:
-    if not hasattr(module, "plan_round"):
-        raise NotDrillable(f"module {module.number} {module.name} has no failover drill yet")
-    return module  # type: ignore[return-value]
+def check_drillable(module: Module) -> Module:
+    if not module.scenarios:
+        raise NotDrillable(f"module {module.number} {module.name} has no failover drill in this version")
+    return module
 
 
 async def run_drill(module: Module, ctx: DeployContext, faults: Faults, scenario: str, rounds: int,
                     options: Mapping[str, object] | None = None,
                     on_round: Callable[[RoundResult], None] | None = None) -> DrillReport:
     """Prepare once, then measure `rounds` rounds; each round targets the primary of that moment."""
-    drillable = as_drillable(module)
-    scenarios = drillable.drill_scenarios()
+    drillable = check_drillable(module)
+    scenarios = drillable.scenarios
     if scenario not in scenarios:
         raise NotDrillable(f"unknown scenario {scenario!r} for {module.name}; known: {', '.join(scenarios)}")
     dctx = DrillContext(ctx, faults, dict(options or {}))

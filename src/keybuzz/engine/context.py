@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from keybuzz.containers import ContainerCli
 from keybuzz.errors import OperationFailed
 from keybuzz.logs import get_logger, setup_site_logging
+from keybuzz.poll import describe, wait_until
 from keybuzz.remote import HostOutcome, SshHost, SshPool, SshSettings, converge_host, remove_host
 from keybuzz.remote.edits import ensure_line, ensure_sysctl
-from keybuzz.render import Plans
+from keybuzz.render import FilledAtDeploy, ImageUser, Plans, filled, image_users, with_owners
 from keybuzz.secrets import redact
 
 if TYPE_CHECKING:
@@ -77,8 +79,10 @@ class Engine:
         self.console = console or Console()
         self.verbose = verbose
         self.settings = SshSettings.from_site(site)
+        self.cli = ContainerCli(site.config.container_cli)
         self.pool = SshPool(self.settings, {s.hostname: str(s.private_ip) for s in site.servers},
                             site.config.container_cli)
+        self._image_ids: dict[ImageUser, str] = {}
         self.stats = Stats()
         self.module = ""
         self.step = ""
@@ -113,10 +117,10 @@ class Engine:
             self.log.error("module=%s phase=%r result=failed duration=%.3fs error=%s", self.module, name,
                            time.monotonic() - started, exc)
             raise
-        except Exception as exc:  # a client library's error (psycopg, redis...): same report, traceback in the log
+        except Exception as exc:  # a client library's error: same report, traceback in the log
             self.log.error("module=%s phase=%r result=failed duration=%.3fs", self.module, name,
                            time.monotonic() - started, exc_info=True)
-            failure = OperationFailed(f"{type(exc).__name__}: {redact(str(exc))}", module=self.module, step=name)
+            failure = OperationFailed(describe(exc), module=self.module, step=name)
             failure.phase_named = True  # type: ignore[attr-defined]
             raise failure from exc
         finally:
@@ -128,21 +132,27 @@ class Engine:
         self.console.print(f"  [green]ok[/green] {escape(name)} ({duration:.1f} s, {changes} {verb})", highlight=False)
 
     async def converge(self, hostnames: Sequence[str], plans: Plans) -> int:
-        """Apply these hosts' plans in parallel (bounded); every reachable host converges even if others fail."""
+        """Apply these hosts' plans in parallel (bounded); every reachable host converges even if others fail.
+
+        Values declared in render as filled at deploy are resolved first: image users' uid:gid are
+        read from the images; file contents must have been filled by the module (in dry-run an
+        unfilled one is shown as what it will hold)."""
 
         async def one(hostname: str) -> HostOutcome:
-            return await converge_host(self.host(hostname), plans[hostname], self.site.config.container_cli,
-                                       dry_run=self.dry_run, reporter=self._reporter)
+            plan = with_owners(plans[hostname], self._image_ids)
+            return await converge_host(self.host(hostname), plan, self.cli, dry_run=self.dry_run,
+                                       reporter=self._reporter)
 
+        plans = self._unfilled_checked({h: plans[h] for h in hostnames if h in plans})
+        await self._read_image_users(plans)
         return await self._on_hosts(hostnames, plans, one)
 
     async def remove(self, hostnames: Sequence[str], plans: Plans, *, purge_data: bool) -> int:
         """Cleanup: remove these hosts' containers, files and (with purge_data) data folders."""
 
         async def one(hostname: str) -> HostOutcome:
-            return await remove_host(self.host(hostname), plans[hostname], self.site.config.container_cli,
-                                     self.module, purge_data=purge_data, dry_run=self.dry_run,
-                                     reporter=self._reporter)
+            return await remove_host(self.host(hostname), plans[hostname], self.cli, self.module,
+                                     purge_data=purge_data, dry_run=self.dry_run, reporter=self._reporter)
 
         return await self._on_hosts(hostnames, plans, one)
 
@@ -157,29 +167,15 @@ class Engine:
         self._count(hostname, changes)
         return changes
 
-    async def wait_for(self, what: str, probe: Callable[[], Awaitable[bool]], *, timeout: float,
-                       interval: float = 1.0) -> None:
+    async def wait_for(self, what: str, probe: Callable[[], Awaitable[object]], *, timeout: float,
+                       interval: float = 1.0, where: str = "") -> None:
         if self.dry_run:
             self.note(f"dry-run: health gate skipped: {what}")
             return
         started = time.monotonic()
-        deadline = started + timeout
-        last_error = ""
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if await asyncio.wait_for(probe(), timeout=max(remaining, interval)):
-                    self.log.info("module=%s step=%r result=ok duration=%.3fs", self.module, f"wait for {what}",
-                                  time.monotonic() - started)
-                    return
-                last_error = ""
-            except Exception as exc:  # a probe that raises is "not yet"; its error is kept for the message
-                last_error = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() >= deadline:
-                detail = f" (last probe error: {redact(last_error)})" if last_error else ""
-                raise OperationFailed(f"timed out after {timeout:g} s waiting for {what}{detail}",
-                                      module=self.module, step=f"wait for {what}")
-            await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
+        await wait_until(what, probe, timeout=timeout, interval=interval, where=where, module=self.module)
+        self.log.info("module=%s step=%r result=ok duration=%.3fs", self.module, f"wait for {what}",
+                      time.monotonic() - started)
 
     def changed(self, hostname: str, what: str) -> None:
         """A change made outside converge (API call, SQL, SENTINEL SET): counted and logged like file changes."""
@@ -191,6 +187,43 @@ class Engine:
         self.console.print(f"  {redact(message)}", markup=False, highlight=False)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _unfilled_checked(self, plans: Plans) -> Plans:
+        """A file left FilledAtDeploy is a module bug; in dry-run it shows as what it will hold."""
+        values = {}
+        for host, plan in plans.items():
+            for spec in plan.files:
+                if isinstance(spec.content, FilledAtDeploy):
+                    if not self.dry_run:
+                        raise OperationFailed(f"{host}:{spec.path}: its content ({spec.content.what}) was not "
+                                              "filled before converge", host=host, module=self.module, step=self.step)
+                    values[spec.content.key] = f"(filled at deploy: {spec.content.what})\n"
+        return filled(plans, values) if values else plans
+
+    async def _read_image_users(self, plans: Plans) -> None:
+        """uid:gid of each image user, once per run and image, on the first host that needs it (a
+        throwaway container, no network; the same pinned image has the same users everywhere).
+        A dry-run never pulls: with the image absent the owner is shown as the image user's name."""
+
+        async def read(host: str, user: ImageUser) -> None:
+            if self.dry_run:
+                present = await self.host(host).run(self.cli.image_present(user.image), check=False, timeout=60)
+                if not present.ok:
+                    self.note(f"dry-run: {user.image} is not on {host} yet; owner shown as {user}")
+                    return
+            result = await self.host(host).run(self.cli.user_ids(user.image, user.user), check=False, timeout=300)
+            ids = result.stdout.split()
+            if not result.ok or len(ids) != 2 or not all(i.isdigit() for i in ids):
+                raise OperationFailed(f"cannot read the uid of user {user.user} in image {user.image} on {host}: "
+                                      f"{redact(result.stderr.strip())[:200] or 'no output'}", host=host,
+                                      module=self.module, step="image user")
+            self._image_ids[user] = f"{ids[0]}:{ids[1]}"
+
+        first_host: dict[ImageUser, str] = {}
+        for host, user in sorted(image_users(plans), key=lambda pair: pair[0]):
+            if user not in self._image_ids:
+                first_host.setdefault(user, host)
+        await asyncio.gather(*(read(host, user) for user, host in first_host.items()))
 
     def log_action(self, host: str, step: str, result: str, duration: float) -> None:
         line = "host=%s module=%s step=%r result=%s duration=%.3fs"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from keybuzz.contract import CheckResult, Module
 from keybuzz.engine.context import Engine
 from keybuzz.errors import OperationFailed
-from keybuzz.modules.base import CheckResult, Module
-from keybuzz.secrets import redact
+from keybuzz.poll import describe
 
 
 @dataclass
@@ -80,9 +80,9 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
     site = engine.site
     for module in modules:
         if not module.implemented:
-            results.append(ModuleResult(module.number, module.name, "not implemented yet"))
-            engine.console.print(f"[yellow]module {module.number} {escape(module.name)}: not implemented yet, "
-                                 "skipped[/yellow]")
+            results.append(ModuleResult(module.number, module.name, "not in this version"))
+            engine.console.print(f"[yellow]module {module.number} {escape(module.name)}: not in this version of "
+                                 "keybuzz, skipped[/yellow]")
             continue
         if not module.hosts(site):
             results.append(ModuleResult(module.number, module.name, "no servers"))
@@ -108,7 +108,7 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
                                               module=module.name, step=f"validate {bad[0].name}")
         except Exception as exc:
             failure = exc if isinstance(exc, OperationFailed) else OperationFailed(
-                f"{type(exc).__name__}: {redact(str(exc))}", module=module.name, step="render")
+                describe(exc), module=module.name, step="render")
             failure.module = failure.module or module.name
             failure.resume = resume_command(site.root, module, only, engine.dry_run)
             result.status, result.error = "failed", str(failure)

@@ -1,8 +1,8 @@
-"""Lab images built from Debian packages (no registry here): one shared base, one image per family.
+"""Lab images built from Debian packages (no registry here): one shared base, one image per recipe.
 
-The base is `debootstrap --variant=minbase` imported into podman; each family is a `podman build`
-on top of it, so the ~70 MB base layer is stored once. Tags carry a hash of the recipe: a changed
-package list gives a new tag and a rebuild, an unchanged one is a cache hit.
+The base is `debootstrap --variant=minbase` imported into podman; each module's LabRecipe is a
+`podman build` on top of it, so the ~70 MB base layer is stored once. Tags carry a hash of the
+recipe: a changed package list gives a new tag and a rebuild, an unchanged one is a cache hit.
 """
 
 from __future__ import annotations
@@ -21,60 +21,40 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from keybuzz.lab.errors import run
+from keybuzz.images import LabRecipe
+from keybuzz.lab.errors import LabError, run
+from keybuzz.registry import images
 
 DEFAULT_IMAGE_ROOT = Path(os.environ.get("KEYBUZZ_LAB_IMAGES", "/srv/keybuzz-lab/images"))
 SUITE = "bookworm"
 REPOSITORY = "localhost/keybuzz-lab"
-PATRONI_VERSION = "4.1.5"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
+PYTHON = "/usr/bin/python3"  # the machine's Debian Python builds the wheelhouses (not a pyenv one)
+
+BASE = LabRecipe(SUITE, ("procps",))  # the lab's own image: every recipe builds on it; demo and bench use it
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """What goes into one image; every field is part of the tag hash."""
-
-    key: str  # the versions.yaml key
-    label: str  # human part of the tag
-    packages: tuple[str, ...]
-    wheels: tuple[str, ...] = ()
-    before: tuple[str, ...] = ()  # shell run before apt-get install
-    after: tuple[str, ...] = ()  # shell run after it (the wheelhouse is at /wheelhouse)
+def recipes() -> dict[str, LabRecipe]:
+    """versions.yaml key -> recipe: the lab base and every module image the lab can build."""
+    return {"base": BASE, **{key: spec.lab for key, spec in images().items() if isinstance(spec.lab, LabRecipe)}}
 
 
-BASE = Recipe("base", SUITE, ("procps",))
-FAMILIES: tuple[Recipe, ...] = (
-    Recipe("patroni", f"{PATRONI_VERSION}-pg15",
-           ("postgresql-15", "python3-venv", "libpq5", "ca-certificates", "etcd-server", "etcd-client"),
-           wheels=(f"patroni[raft,etcd3,psycopg3]=={PATRONI_VERSION}", "psycopg[binary]==3.3.9"),
-           before=("mkdir -p /etc/postgresql-common",
-                   "echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf"),
-           after=("/usr/bin/python3 -m venv /opt/patroni",
-                  "/opt/patroni/bin/pip install -q --no-index --find-links /wheelhouse "
-                  f"'patroni[raft,etcd3,psycopg3]=={PATRONI_VERSION}' 'psycopg[binary]'",
-                  "rm -rf /root/.cache")),
-    Recipe("pgbouncer", f"1.18-{SUITE}", ("pgbouncer",)),
-    Recipe("redis", f"7.0-{SUITE}", ("redis-server", "redis-sentinel")),
-    Recipe("haproxy", f"2.6-{SUITE}", ("haproxy",)),
-)
-RECIPES: dict[str, Recipe] = {r.key: r for r in (BASE, *FAMILIES)}
-
-
-def recipe_hash(recipe: Recipe, base_ref: str = "") -> str:
-    blob = json.dumps({"recipe": asdict(recipe), "base": base_ref, "suite": SUITE}, sort_keys=True)
+def recipe_hash(key: str, recipe: LabRecipe, base_ref: str = "") -> str:
+    blob = json.dumps({"recipe": {"key": key, **asdict(recipe)}, "base": base_ref, "suite": SUITE}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def image_refs() -> dict[str, str]:
     """versions.yaml key -> pinned local reference; pure, so the site can be written without building."""
-    base_ref = f"{REPOSITORY}/base:{BASE.label}-{recipe_hash(BASE)}"
+    base_ref = f"{REPOSITORY}/base:{BASE.label}-{recipe_hash('base', BASE)}"
     refs = {"base": base_ref}
-    for recipe in FAMILIES:
-        refs[recipe.key] = f"{REPOSITORY}/{recipe.key}:{recipe.label}-{recipe_hash(recipe, base_ref)}"
+    for key, recipe in recipes().items():
+        if key != "base":
+            refs[key] = f"{REPOSITORY}/{key}:{recipe.label}-{recipe_hash(key, recipe, base_ref)}"
     return refs
 
 
-def containerfile(recipe: Recipe, base_ref: str) -> str:
+def containerfile(recipe: LabRecipe, base_ref: str) -> str:
     steps = [*recipe.before, "export DEBIAN_FRONTEND=noninteractive",
              "apt-get update -q", "apt-get install -y -q --no-install-recommends " + " ".join(recipe.packages),
              "apt-get clean", "rm -rf /var/lib/apt/lists/*", *recipe.after]
@@ -152,23 +132,29 @@ class ImageStore:
 
     def ensure(self, keys: list[str] | None = None) -> list[BuildReport]:
         """Build what is missing, base first; wheelhouses are fetched from PyPI while debootstrap runs."""
-        refs = image_refs()
+        refs, known = image_refs(), recipes()
         order = ["base", *[k for k in (keys or list(refs)) if k != "base"]]
         reports: list[BuildReport] = []
         with self.locked(), ThreadPoolExecutor(max_workers=1) as pool:
             present = self.inventory()
             missing = [key for key in order if refs[key] not in present]
-            wheels = {key: pool.submit(self.wheelhouse, RECIPES[key]) for key in missing if RECIPES[key].wheels}
+            wheels = {key: pool.submit(self.wheelhouse, known[key]) for key in missing if known[key].wheels}
             for key in order:
                 started = time.monotonic()
                 if key in missing:
                     self.log(f"building {refs[key]} ...")
-                    if key == "base":
-                        self._build_base(refs[key])
-                    else:
-                        if key in wheels:
-                            wheels[key].result()
-                        self._build_family(RECIPES[key], refs["base"], refs[key])
+                    try:
+                        if key == "base":
+                            self._build_base(refs[key])
+                        else:
+                            if key in wheels:
+                                wheels[key].result()
+                            self._build_family(key, known[key], refs["base"], refs[key])
+                    except LabError as exc:
+                        raise LabError(f"building the lab image {key} ({refs[key]}) failed: {exc}. Fix: the lab "
+                                       f"builds its images from Debian packages ({debian_mirror()}) and PyPI wheels; "
+                                       "check that both are reachable and that scripts/setup-machine.sh ran, then "
+                                       "`keybuzz lab images` builds what is missing") from None
                 size = present[refs[key]] if key not in missing else self.inventory().get(refs[key], 0)
                 report = BuildReport(key, refs[key], time.monotonic() - started, size, key not in missing)
                 reports.append(report)
@@ -193,8 +179,8 @@ class ImageStore:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _build_family(self, recipe: Recipe, base_ref: str, ref: str) -> None:
-        work = Path(tempfile.mkdtemp(prefix=f"{recipe.key}.", dir=self.root))
+    def _build_family(self, key: str, recipe: LabRecipe, base_ref: str, ref: str) -> None:
+        work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=self.root))
         try:
             (work / "Containerfile").write_text(containerfile(recipe, base_ref))
             volumes: list[str] = []
@@ -205,13 +191,12 @@ class ImageStore:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def wheelhouse(self, recipe: Recipe) -> Path:
+    def wheelhouse(self, recipe: LabRecipe) -> Path:
         """Wheels built on the control machine (hosts have no network beyond the lab)."""
         digest = hashlib.sha256("\n".join(recipe.wheels).encode()).hexdigest()[:10]
         target = self.root / f"wheelhouse-{digest}"
         if not (target / ".complete").exists():
             shutil.rmtree(target, ignore_errors=True)
-            run(["/usr/bin/python3", "-m", "pip", "wheel", "-q", "--wheel-dir", str(target), *recipe.wheels],
-                timeout=1200)
+            run([PYTHON, "-m", "pip", "wheel", "-q", "--wheel-dir", str(target), *recipe.wheels], timeout=1200)
             (target / ".complete").touch()
         return target

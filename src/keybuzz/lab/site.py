@@ -7,18 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from keybuzz.images import LabAlias, LabRecipe
 from keybuzz.lab.topology import HostSpec, host_ip
-from keybuzz.site import example
+from keybuzz.registry import credential_files, example_config, images, seed_versions
 from keybuzz.site.writer import ServerRow, write_site
 
 LAB_DOMAIN = "lab.keybuzz.io"
-# versions.yaml keys served by lab images, and why the others keep the seed's reference.
 LAB_IMAGE_NOTE = "lab image: built by `keybuzz lab` from Debian packages"
-INSIDE_PATRONI = {"etcd": "lab: the etcd 3.4 server is inside the patroni image",
-                  "postgres": "lab: PostgreSQL 15 is inside the patroni image"}
-NOT_IN_DEBIAN = "not in Debian: seed reference kept, cannot run in the lab"
-NOT_BUILT = "seed reference kept: Debian has it, but the lab builds no image for it yet"
-DEBIAN_MISSING = {"minio", "proxysql", "k3s"}
 
 COMMENT = """keybuzz lab site, written by `keybuzz lab up`; `keybuzz lab down` deletes it.
 Columns: hostname, private_ip, public_ip (may be empty), roles (comma-separated), fqdn (may be empty).
@@ -31,7 +26,7 @@ def server_rows(subnet: ipaddress.IPv4Network, hosts: list[HostSpec]) -> list[Se
 
 
 def lab_config(subnet: ipaddress.IPv4Network, hosts: list[HostSpec], key: Path, known_hosts: Path) -> dict[str, Any]:
-    config = example.seed_config()
+    config = example_config()
     offsets = {h.lb: h.offset for h in hosts if h.lb}
     config["network"] = {"cidr": str(subnet)}
     config["domain"] = LAB_DOMAIN
@@ -43,25 +38,35 @@ def lab_config(subnet: ipaddress.IPv4Network, hosts: list[HostSpec], key: Path, 
 
 
 def lab_versions(refs: dict[str, str]) -> dict[str, Any]:
-    versions = example.seed_versions()
-    versions["images"].update(refs)
-    for key in INSIDE_PATRONI:
-        versions["images"][key] = refs["patroni"]
+    """The seed's pins, with every image the lab builds (or serves from another) replaced by its lab reference."""
+    versions = seed_versions()
+    for key, spec in images().items():
+        if isinstance(spec.lab, LabRecipe):
+            versions["images"][key] = refs[key]
+        elif isinstance(spec.lab, LabAlias):
+            versions["images"][key] = refs[spec.lab.key]
+    versions["images"]["base"] = refs["base"]
     return versions
 
 
-def annotate_versions(text: str, lab_keys: set[str]) -> str:
-    """Say on each image line where it comes from (write_site writes plain YAML)."""
+def image_note(key: str) -> str:
+    """Where a lab site's image line comes from (write_site writes plain YAML)."""
+    spec = images().get(key)
+    if spec is None or isinstance(spec.lab, LabRecipe):
+        return LAB_IMAGE_NOTE
+    if isinstance(spec.lab, LabAlias):
+        return f"lab: {spec.lab.why}"
+    return spec.note or "cannot run in the lab"
+
+
+def annotate_versions(text: str) -> str:
     out, section = [], ""
     for line in text.splitlines():
         if re.match(r"^\w", line):
             section = line.rstrip(":")
         match = re.match(r"^  ([\w-]+): ", line)
         if section == "images" and match:
-            key = match[1]
-            note = INSIDE_PATRONI.get(key) or (LAB_IMAGE_NOTE if key in lab_keys else
-                                               NOT_IN_DEBIAN if key in DEBIAN_MISSING else NOT_BUILT)
-            line = f"{line}  # {note}"
+            line = f"{line}  # {image_note(match[1])}"
         out.append(line)
     return "\n".join(out) + "\n"
 
@@ -69,6 +74,6 @@ def annotate_versions(text: str, lab_keys: set[str]) -> str:
 def write_lab_site(root: Path, subnet: ipaddress.IPv4Network, hosts: list[HostSpec], refs: dict[str, str],
                    key: Path, known_hosts: Path) -> None:
     write_site(root, server_rows(subnet, hosts), lab_config(subnet, hosts, key, known_hosts),
-               lab_versions(refs), COMMENT)
+               lab_versions(refs), COMMENT, credential_files())
     path = root / "versions.yaml"
-    path.write_text(annotate_versions(path.read_text(), set(refs) - set(INSIDE_PATRONI)))
+    path.write_text(annotate_versions(path.read_text()))

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keybuzz.lab.errors import LabError
+from keybuzz.registry import MODULES, example_config
 from keybuzz.site import example
 
 DEFAULT_SUBNET = ipaddress.IPv4Network("10.77.0.0/16")
 MAX_PLAIN_HOSTS = 250
-# Roles whose services exist as Debian packages (the lab cannot run MinIO, ProxySQL or K3s).
-LAB_ROLES = ("haproxy", "db", "redis", "queue", "maria", "monitor", "app")
+# Hosts of the seed topology beyond the modules' own: they get what the base OS module gives.
+PLAIN_ROLES = ("monitor", "app")
 # Lab folders live outside the directories that hosts overlay or replace (an overlay's upper
 # dir may not sit inside its own lower dir, and /run, /tmp are fresh tmpfs inside hosts).
 FORBIDDEN_ROOTS = ("/etc", "/opt", "/var", "/run", "/tmp", "/dev", "/proc", "/sys", "/root", "/usr")
@@ -30,14 +31,21 @@ class HostSpec:
     lb: str | None = None
 
 
+def lab_roles() -> set[str]:
+    """The roles of the implemented modules whose every image the lab can build or serve: a module
+    that lands with its lab images brings its hosts into the lab topologies by itself."""
+    return {role for m in MODULES if m.implemented and m.images and all(spec.lab for spec in m.images)
+            for role in m.roles}
+
+
 def _small() -> list[HostSpec]:
-    wanted = {"haproxy-01", "haproxy-02", "db-master-01", "db-slave-01", "db-slave-02", "redis-01", "redis-02",
-              "redis-03", "queue-01", "queue-02", "queue-03", "maria-01", "maria-02", "maria-03"}
-    return [_from_seed(row) for row in example.seed_servers() if row.hostname in wanted]
+    roles = lab_roles()
+    return [_from_seed(row) for row in example.seed_servers() if set(row.roles) <= roles]
 
 
 def _seed() -> list[HostSpec]:
-    return [_from_seed(row) for row in example.seed_servers() if set(row.roles) <= set(LAB_ROLES)]
+    roles = lab_roles() | set(PLAIN_ROLES)
+    return [_from_seed(row) for row in example.seed_servers() if set(row.roles) <= roles]
 
 
 def _from_seed(row: example.ServerRow) -> HostSpec:
@@ -46,7 +54,7 @@ def _from_seed(row: example.ServerRow) -> HostSpec:
 
 def _load_balancer_hosts() -> list[HostSpec]:
     return [HostSpec(lb["name"], int(lb["vip"].rsplit(".", 1)[1]), (), lb["name"])
-            for lb in example.seed_config()["load_balancers"]]
+            for lb in example_config()["load_balancers"]]
 
 
 def topology(name: str) -> list[HostSpec]:

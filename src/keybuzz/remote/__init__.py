@@ -2,7 +2,8 @@
 
 from keybuzz.remote.converge import HostOutcome, Reporter, converge_host, remove_host
 from keybuzz.remote.edits import ensure_line, ensure_sysctl
-from keybuzz.remote.ssh import CommandFailed, HostUnreachable, SshHost, SshPool, SshSettings
+from keybuzz.remote.ssh import CommandFailed, HostUnreachable, RunResult, SshHost, SshPool, SshSettings
 
-__all__ = ["CommandFailed", "HostOutcome", "HostUnreachable", "Reporter", "SshHost", "SshPool", "SshSettings",
+__all__ = ["CommandFailed", "HostOutcome", "HostUnreachable", "Reporter", "RunResult", "SshHost", "SshPool",
+           "SshSettings",
            "converge_host", "ensure_line", "ensure_sysctl", "remove_host"]

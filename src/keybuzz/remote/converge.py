@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import shlex
 import time
@@ -10,6 +11,9 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from keybuzz.containers import ContainerCli
+from keybuzz.errors import OperationFailed
+from keybuzz.poll import describe
 from keybuzz.remote.actions import Action, plan_actions, probed_paths, removal_actions
 from keybuzz.remote.diff import action_line, file_diff
 from keybuzz.remote.probe import HostState, parse_probe, probe_script
@@ -46,8 +50,9 @@ class HostOutcome:
         return sum(a.restarts for a in self.actions)
 
 
-async def probe(host: SshHost, paths: Iterable[str], container_cli: str | None) -> HostState:
-    result = await host.shell(probe_script(paths, container_cli))
+async def probe(host: SshHost, paths: Iterable[str], container_cli: str | None,
+                services: Iterable[str] = ()) -> HostState:
+    result = await host.shell(probe_script(paths, container_cli, services=services))
     return parse_probe(result.stdout)
 
 
@@ -66,11 +71,26 @@ async def fetch_contents(host: SshHost, paths: list[str]) -> dict[str, str]:
     return contents
 
 
+def _checked_source(action: Action) -> str:
+    """The control machine's file to upload, refused unless it has the pinned sha256."""
+    assert action.upload is not None
+    digest = hashlib.sha256()
+    with open(action.upload, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != action.upload_sha256:
+        raise OperationFailed(f"{action.upload} has sha256 {digest.hexdigest()}, pinned {action.upload_sha256}: "
+                              f"refusing to install it as {action.target}", step=action.step)
+    return action.upload
+
+
 async def _apply(host: SshHost, actions: list[Action], reporter: Reporter, outcome: HostOutcome) -> None:
     """One command per action, in order; each one done is recorded, so a failure still counts what changed."""
     for action in actions:
         started = time.monotonic()
         try:
+            if action.upload:
+                await host.put(_checked_source(action), f"{action.target}.keybuzz-tmp")
             await host.shell(action.command, stdin=action.stdin)
         except Exception:
             reporter.action(host.hostname, action.step, "failed", time.monotonic() - started)
@@ -98,17 +118,18 @@ async def _guarded(outcome: HostOutcome, work: Awaitable[None]) -> HostOutcome:
     try:
         await work
     except Exception as exc:
-        outcome.error = redact(str(exc)) or type(exc).__name__
+        outcome.error = redact(str(exc)) or describe(exc)
     return outcome
 
 
-async def converge_host(host: SshHost, plan: HostPlan, container_cli: str, *, dry_run: bool,
+async def converge_host(host: SshHost, plan: HostPlan, cli: ContainerCli, *, dry_run: bool,
                         reporter: Reporter) -> HostOutcome:
     outcome = HostOutcome(host.hostname)
 
     async def work() -> None:
-        state = await probe(host, probed_paths(plan), container_cli if plan.containers else None)
-        actions = plan_actions(plan, state, container_cli)
+        state = await probe(host, probed_paths(plan), cli.name if plan.containers else None,
+                            [s.name for s in plan.services])
+        actions = plan_actions(plan, state, cli)
         if dry_run:
             await _show(host, actions, state, reporter)
             outcome.actions = actions
@@ -118,14 +139,13 @@ async def converge_host(host: SshHost, plan: HostPlan, container_cli: str, *, dr
     return await _guarded(outcome, work())
 
 
-async def remove_host(host: SshHost, plan: HostPlan, container_cli: str, module: str, *, purge_data: bool,
+async def remove_host(host: SshHost, plan: HostPlan, cli: ContainerCli, module: str, *, purge_data: bool,
                       dry_run: bool, reporter: Reporter) -> HostOutcome:
     outcome = HostOutcome(host.hostname)
 
     async def work() -> None:
-        paths = {d.path for d in plan.directories} | {f.path for f in plan.files}
-        state = await probe(host, paths, container_cli)
-        actions = removal_actions(plan, state, container_cli, module, purge_data=purge_data)
+        state = await probe(host, probed_paths(plan), cli.name, [s.name for s in plan.services])
+        actions = removal_actions(plan, state, cli, module, purge_data=purge_data)
         if dry_run:
             for action in actions:
                 reporter.show(action_line(host.hostname, action))

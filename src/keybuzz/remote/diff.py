@@ -29,7 +29,7 @@ def file_diff(host: str, action: Action, old: str | None) -> str:
     if action.kind == "metadata":
         return header
     old_lines = (old or "").splitlines() if old is not None else []
-    new_lines = spec.content.splitlines()
+    new_lines = spec.text.splitlines()
     if spec.secret:
         body = _secret_diff(old_lines, new_lines, fromfile, tofile)
     else:

@@ -12,7 +12,8 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from keybuzz.containers import MODULE_LABEL, SPEC_HASH_LABEL
+from keybuzz import services as systemd
+from keybuzz.containers import MODULE_LABEL, SPEC_HASH_LABEL, ContainerCli
 
 _STAT_FORMAT = r"S\t%n\t%F\t%a\t%U:%G\t%u:%g\n"
 
@@ -49,6 +50,7 @@ class HostState:
     paths: dict[str, PathState] = field(default_factory=dict)
     containers: dict[str, ContainerState] = field(default_factory=dict)
     container_error: str = ""
+    services: dict[str, str] = field(default_factory=dict)  # unit -> `systemctl is-active` answer
 
     def path(self, path: str) -> PathState:
         return self.paths.get(path, PathState())
@@ -77,7 +79,7 @@ def _container_listing(cli: str, state_files: tuple[str, ...], cache_dir: str) -
     q = shlex.quote
     files = " ".join(f if "*" in f else q(f) for f in state_files)  # docker's glob must expand
     cache = q(f"{cache_dir}/{cli.rsplit('/', 1)[-1]}-ps.cache")
-    listing = f"{q(cli)} ps -a --format '{_PS_FORMAT}' 2>/dev/null"
+    listing = f"{shlex.join(ContainerCli(cli).list_all(_PS_FORMAT))} 2>/dev/null"
     return [
         "echo '#C'",
         f"fp=$(stat --printf '%i:%.9Y:%s ' -- {files} 2>/dev/null)" if files else "fp=",
@@ -87,12 +89,13 @@ def _container_listing(cli: str, state_files: tuple[str, ...], cache_dir: str) -
         f"elif out=$({listing}); then printf '%s\\n' \"$out\"; "
         f'if [ "$fp" != "{_CACHE_VERSION} " ]; then mkdir -p -m 0700 {q(cache_dir)} && '
         f"printf '%s\\n%s\\n' \"$fp\" \"$out\" > {cache}.tmp && mv -f {cache}.tmp {cache}; fi; "
-        f"else echo '#X'; {q(cli)} ps -a 2>&1 | tail -n 3; fi",
+        f"else echo '#X'; {shlex.join(ContainerCli(cli).list_all(_PS_FORMAT))} 2>&1 | tail -n 3; fi",
     ]
 
 
 def probe_script(paths: Iterable[str], container_cli: str | None, *,
-                 state_files: tuple[str, ...] | None = None, cache_dir: str = PS_CACHE_DIR) -> str:
+                 state_files: tuple[str, ...] | None = None, cache_dir: str = PS_CACHE_DIR,
+                 services: Iterable[str] = ()) -> str:
     """Shell script: stat + sha256 of `paths` (two processes), then the containers (`ps -a` or its cache).
 
     Sections start with a `#S`, `#H` or `#C` line; few pipes or subshells: every fork counts when
@@ -103,6 +106,9 @@ def probe_script(paths: Iterable[str], container_cli: str | None, *,
     if quoted:
         lines.append(f"echo '#S'; stat --printf '{_STAT_FORMAT}' -- {quoted} 2>/dev/null")
         lines.append(f"echo '#H'; sha256sum -- {quoted} 2>/dev/null")
+    for name in sorted(set(services)):
+        active = shlex.join(systemd.is_active(name))
+        lines.append(f"echo '#U'; printf '%s\\t%s\\n' {shlex.quote(name)} \"$({active} 2>/dev/null || true)\"")
     if container_cli:
         if state_files is None:
             state_files = CONTAINER_STATE_FILES.get(container_cli.rsplit("/", 1)[-1], ())
@@ -126,7 +132,7 @@ def parse_probe(output: str) -> HostState:
     section = ""
     container_lines: list[str] = []
     for line in output.splitlines():
-        if line in ("#S", "#H", "#C", "#X"):
+        if line in ("#S", "#H", "#C", "#X", "#U"):
             section = line[1]
             if section == "X":
                 state.container_error = "container listing failed:"
@@ -143,6 +149,9 @@ def parse_probe(output: str) -> HostState:
             container_lines.append(line)
         elif section == "X":
             state.container_error = f"{state.container_error} {line.strip()}".strip()
+        elif section == "U" and "\t" in line:
+            name, _, answer = line.partition("\t")
+            state.services[name] = answer.strip() or "unknown"
     if not state.container_error:
         for line in container_lines:
             parts = line.split("\t", 2)

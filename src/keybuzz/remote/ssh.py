@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
+from keybuzz.containers import ContainerCli
 from keybuzz.errors import OperationFailed
 from keybuzz.logs import get_logger
-from keybuzz.modules.base import RunResult
+from keybuzz.poll import describe
 from keybuzz.secrets import redact
 
 if TYPE_CHECKING:
@@ -29,6 +30,17 @@ if TYPE_CHECKING:
 
 log = get_logger("ssh")
 MAX_SESSIONS_PER_HOST = 8
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
 
 
 class HostUnreachable(OperationFailed):
@@ -157,9 +169,7 @@ class SshPool:
                                       f"{self.settings.user} with key {self.settings.identity_file}",
                                       host=hostname, step="ssh connect") from None
             except (TimeoutError, OSError, asyncssh.Error) as exc:
-                last = f"{type(exc).__name__}: {exc}".rstrip(": ") if str(exc) else type(exc).__name__
-                if isinstance(exc, TimeoutError):
-                    last = f"no answer within {self.settings.connect_timeout:g} s"
+                last = describe(exc, waited=self.settings.connect_timeout)
                 log.warning("host=%s step=ssh-connect result=retry attempt=%d/%d error=%s",
                             hostname, attempt, attempts, last)
                 if attempt < attempts:
@@ -212,9 +222,20 @@ class SshHost:
                                 f"{redact(' | '.join(detail))}", host=self.hostname, step=_short(command))
         return result
 
+    async def put(self, local: str, remote: str) -> None:
+        """Copy a control-machine file (a binary) over the host's connection (SFTP), 0600 until installed."""
+        conn = await self.pool.connection(self.hostname)
+        try:
+            async with self.pool.sessions(self.hostname), conn.start_sftp_client() as sftp:
+                await sftp.put(local, remote)
+                await sftp.chmod(remote, 0o600)
+        except (asyncssh.Error, OSError) as exc:
+            raise HostUnreachable(f"{self.hostname}: copy of {local} to {remote} failed ({exc})", host=self.hostname,
+                                  step=f"upload {remote}") from None
+
     async def container_exec(self, container: str, argv: Sequence[str], *, check: bool = True,
                              timeout: float | None = None, user: str | None = None) -> RunResult:
-        command = [self.pool.container_cli, "exec", *(["--user", user] if user else []), container, *argv]
+        command = ContainerCli(self.pool.container_cli).exec(container, argv, user=user)
         return await self.run(command, check=check, timeout=timeout)
 
 

@@ -1,4 +1,7 @@
-"""keybuzz.yaml: network, load balancers, container CLI, paths, SSH and failover tuning."""
+"""keybuzz.yaml, the core part: network, load balancers, container CLI, paths, SSH, HAProxy.
+
+Each module adds its own sections (keybuzz.site.schema): the model a site is validated against
+is this one plus the sections the registry declares."""
 
 from __future__ import annotations
 
@@ -69,54 +72,14 @@ class Ssh(Strict):
     parallelism: int = Field(default=20, ge=1, le=256)
 
 
-class PatroniTuning(Strict):
-    """Patroni timings. Defaults are the fastest valid for Patroni 4 (measured ~21 s outage)."""
-
-    dcs: Literal["raft", "etcd"] = "raft"
-    ttl: int = 20
-    loop_wait: int = 2
-    retry_timeout: int = 4
-    maximum_lag_on_failover: int = 1048576
-    synchronous_mode: bool = False
-
-
-_PG_SIZE = r"^[1-9][0-9]*(kB|MB|GB|TB)$"
-
-
-class PostgresTuning(Strict):
-    """PostgreSQL sizes, stored in Patroni's DCS; from settings, never from the host (a container
-    or a lab namespace sees the whole machine's memory). Defaults are the seed's values."""
-
-    max_connections: int = Field(default=200, ge=10, le=10000)
-    shared_buffers: str = Field(default="256MB", pattern=_PG_SIZE)
-    effective_cache_size: str = Field(default="1GB", pattern=_PG_SIZE)
-    work_mem: str = Field(default="4MB", pattern=_PG_SIZE)
-    maintenance_work_mem: str = Field(default="64MB", pattern=_PG_SIZE)
-    wal_keep_size: str = Field(default="1GB", pattern=_PG_SIZE)
-    min_wal_size: str = Field(default="1GB", pattern=_PG_SIZE)
-    max_wal_size: str = Field(default="4GB", pattern=_PG_SIZE)
-
-
-class SentinelTuning(Strict):
-    """Sentinel timings; down-after 1000 ms measured a ~4 s write gap on power-off."""
-
-    down_after_ms: int = Field(default=1000, ge=100)
-    failover_timeout_ms: int = Field(default=10000, ge=1000)
-    min_replicas_to_write: int = Field(default=1, ge=0)
-    min_replicas_max_lag_s: int = Field(default=10, ge=1)
-
-
-class Tuning(Strict):
-    patroni: PatroniTuning = PatroniTuning()
-    postgres: PostgresTuning = PostgresTuning()
-    sentinel: SentinelTuning = SentinelTuning()
-
-
 class HaproxySettings(Strict):
-    stats_port: int = Field(default=8404, ge=1, le=65535)
+    """The HAProxy containers of several modules share the haproxy servers: each takes its own stats
+    port, `stats_port` + the module's slot (keybuzz.haproxy.stats_port)."""
+
+    stats_port: int = Field(default=8404, ge=1, le=65000)
 
 
-class KeybuzzConfig(Strict):
+class CoreConfig(Strict):
     network: Network = Network()
     domain: str = "keybuzz.io"
     dns_servers: list[ipaddress.IPv4Address] = [ipaddress.IPv4Address("1.1.1.1"),
@@ -126,7 +89,6 @@ class KeybuzzConfig(Strict):
     load_balancers: list[LoadBalancer] = Field(default_factory=_default_load_balancers)
     paths: Paths = Paths()
     ssh: Ssh = Ssh()
-    tuning: Tuning = Tuning()
     haproxy: HaproxySettings = HaproxySettings()
 
     @field_validator("load_balancers")

@@ -1,25 +1,12 @@
-"""The seed's topology (49 servers, the seed's IPs) as an example site."""
+"""The seed's topology (49 servers, the seed's IPs) and its core settings as an example site.
+
+The modules add their own example settings and pinned images (keybuzz.registry.example_site)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from keybuzz.site.writer import ServerRow
-
-SEED_IMAGES: dict[str, str] = {
-    # Section F of the seed's definitive design, corrected where the seed no longer works.
-    "postgres": "postgres:16.4-bookworm",
-    "patroni": "keybuzz/patroni-pg16:4.1.5-pg16.4",  # built by keybuzz from the Dockerfile (seed: rebuild)
-    "pgbouncer": "edoburu/pgbouncer:v1.24.1-p1",
-    "etcd": "quay.io/coreos/etcd:v3.5.17",
-    "redis": "redis:7.2.5-alpine",
-    "rabbitmq": "rabbitmq:3.13.2-management",
-    "minio": "minio/minio:RELEASE.2024-10-02T10-00Z",
-    "haproxy": "haproxy:2.8.5",
-    "mariadb": "mariadb:10.11.6",  # seed: bitnami/mariadb-galera (no longer pulls); official image has Galera 4
-    "proxysql": "proxysql/proxysql:2.6.4",
-}
-SEED_SOFTWARE: dict[str, str] = {"k3s": "v1.33.5+k3s1", "patroni": "4.1.5", "pgvector": "0.8.0"}
 
 
 def _numbered(prefix: str, count: int, first_ip: int, roles: tuple[str, ...]) -> list[ServerRow]:
@@ -65,15 +52,7 @@ def seed_config() -> dict[str, Any]:
             {"name": "lb-mariadb", "vip": "10.0.0.20", "target_role": "proxysql", "ports": [3306]},
         ],
         "paths": {"data_root": "/opt/keybuzz", "config_root": "/opt/keybuzz"},
-        "tuning": {
-            "patroni": {"dcs": "raft", "ttl": 20, "loop_wait": 2, "retry_timeout": 4, "synchronous_mode": False},
-            "sentinel": {"down_after_ms": 1000, "failover_timeout_ms": 10000},
-        },
     }
-
-
-def seed_versions() -> dict[str, Any]:
-    return {"images": dict(SEED_IMAGES), "software": dict(SEED_SOFTWARE)}
 
 
 SEED_COMMENT = """keybuzz inventory: one server per line, tab-separated.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 from keybuzz.errors import InputError, InputErrors, display_path
-from keybuzz.secrets import SERVICE_ROLES, CredentialStore
-from keybuzz.site.config import KeybuzzConfig
+from keybuzz.secrets import CredentialStore
+from keybuzz.site.config import CoreConfig
 from keybuzz.site.model import Site
+from keybuzz.site.schema import SiteSchema
 from keybuzz.site.servers import Server, parse_servers_tsv
 from keybuzz.site.versions import Versions, image_problem
 from keybuzz.site.yamlfile import LocatedYaml, load_yaml, validate_model
@@ -32,7 +34,7 @@ def _read(path: Path, errors: list[InputError]) -> str | None:
     return None
 
 
-def _load_config(root: Path, errors: list[InputError]) -> tuple[KeybuzzConfig | None, LocatedYaml | None]:
+def _load_config(root: Path, schema: SiteSchema, errors: list[InputError]) -> tuple[Any, LocatedYaml | None]:
     path = root / CONFIG_FILE
     text = _read(path, errors)
     if text is None:
@@ -41,7 +43,7 @@ def _load_config(root: Path, errors: list[InputError]) -> tuple[KeybuzzConfig | 
     errors.extend(yaml_errors)
     if located is None:
         return None, None
-    config, model_errors = validate_model(KeybuzzConfig, located, display_path(path))
+    config, model_errors = validate_model(schema.config_model(), located, display_path(path))
     errors.extend(model_errors)
     return config, located
 
@@ -78,7 +80,7 @@ def _raw_network(located: LocatedYaml | None) -> ipaddress.IPv4Network | None:
         return None
 
 
-def _load_balancer_errors(config: KeybuzzConfig, servers: list[Server], located: LocatedYaml | None,
+def _load_balancer_errors(config: CoreConfig, servers: list[Server], located: LocatedYaml | None,
                           file: str) -> list[InputError]:
     """A VIP is an address of the private network that no server owns (the managed LB holds it)."""
     errors = []
@@ -95,13 +97,17 @@ def _load_balancer_errors(config: KeybuzzConfig, servers: list[Server], located:
     return errors
 
 
-def load_site(root: Path, *, require_credentials: bool = True) -> Site:
-    """Load and validate; raises InputErrors with every problem of every file."""
+def load_site(root: Path, schema: SiteSchema | None = None, *, require_credentials: bool = True) -> Site:
+    """Load and validate; raises InputErrors with every problem of every file.
+
+    `schema` holds what the modules add (keybuzz.registry.load_site passes the registry's); without
+    it only the core is known, and a module's keybuzz.yaml section is an unknown key."""
+    schema = schema or SiteSchema()
     errors: list[InputError] = []
     if not root.is_dir():
         raise InputErrors([InputError(display_path(root), 0, "site folder not found",
                                       "pass --site DIR or run `keybuzz init DIR`")])
-    config, located_config = _load_config(root, errors)
+    config, located_config = _load_config(root, schema, errors)
     versions = _load_versions(root, errors)
     servers_path = root / SERVERS_FILE
     servers: list[Server] = []
@@ -109,7 +115,7 @@ def load_site(root: Path, *, require_credentials: bool = True) -> Site:
     text = _read(servers_path, errors)
     if text is not None:
         network = config.network.cidr if config else _raw_network(located_config)
-        servers, server_errors = parse_servers_tsv(text, display_path(servers_path), network)
+        servers, server_errors = parse_servers_tsv(text, display_path(servers_path), network, schema.quorums)
         errors.extend(server_errors)
         servers_ok = not server_errors
     if config is not None:
@@ -120,16 +126,15 @@ def load_site(root: Path, *, require_credentials: bool = True) -> Site:
         errors.extend(store.permission_errors())
         credentials, cred_errors = store.load()
         errors.extend(cred_errors)
-        needed = [svc for svc, roles in SERVICE_ROLES.items() if any(s.has(r) for s in servers for r in roles)]
+        needed = [file for file in schema.credentials if any(s.has(r) for s in servers for r in file.roles)]
         if store.folder.is_dir():
             errors.extend(store.missing_errors(needed))
     if config is None or versions is None or not servers_ok:
         raise InputErrors(errors)
     # Cross-file checks need a whole inventory; they still run when only credentials are wrong.
-    site = Site(root=root, servers=servers, config=config, versions=versions, credentials=credentials)
-    from keybuzz.modules import requirement_errors  # late: modules import the site model
-
-    errors.extend(requirement_errors(site, display_path(servers_path)))
+    site = Site(root=root, servers=servers, config=config, versions=versions, credentials=credentials, schema=schema)
+    for check in schema.checks:
+        errors.extend(check(site, display_path(servers_path)))
     if errors:
         raise InputErrors(errors)
     return site

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from keybuzz.errors import InputError
+from keybuzz.site.schema import Quorum
 
 ROLES: tuple[str, ...] = (
     "install", "haproxy", "db", "redis", "queue", "minio", "maria", "proxysql",
@@ -16,8 +17,6 @@ ROLES: tuple[str, ...] = (
 )
 COLUMNS: tuple[str, ...] = ("hostname", "private_ip", "public_ip", "roles", "fqdn")
 REQUIRED_COLUMNS: tuple[str, ...] = ("hostname", "private_ip", "roles")
-# Roles that form a quorum: an even count gives no majority after a split.
-QUORUM_ROLES: tuple[str, ...] = ("db", "redis", "queue", "maria", "k3s-master")
 
 _HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _FQDN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -87,9 +86,10 @@ def _valid_fqdn(name: str) -> bool:
 
 
 def parse_servers_tsv(
-    text: str, file: str, network: ipaddress.IPv4Network | None = None
+    text: str, file: str, network: ipaddress.IPv4Network | None = None, quorums: tuple[Quorum, ...] = ()
 ) -> tuple[list[Server], list[InputError]]:
-    """Parse servers.tsv; never raises on bad input, returns every problem found instead."""
+    """Parse servers.tsv; never raises on bad input, returns every problem found instead.
+    `quorums` (the modules' declarations) are counted over every readable row."""
     errors: list[InputError] = []
     servers: list[Server] = []
     rows: list[tuple[int, dict[str, str]]] = []
@@ -121,7 +121,7 @@ def parse_servers_tsv(
                                  "start with: " + "\\t".join(COLUMNS)))
     elif not servers and not errors:
         errors.append(InputError(file, 1, "no server listed", "add one line per server after the header"))
-    errors.extend(_cross_checks(rows, file))
+    errors.extend(_cross_checks(rows, file, quorums))
     return servers, errors
 
 
@@ -200,7 +200,7 @@ def _unique_value(column: str, value: str) -> str | None:
         return None
 
 
-def _cross_checks(rows: list[tuple[int, dict[str, str]]], file: str) -> list[InputError]:
+def _cross_checks(rows: list[tuple[int, dict[str, str]]], file: str, quorums: tuple[Quorum, ...]) -> list[InputError]:
     """Duplicates and quorum sizes, over every readable row (also rows with their own errors)."""
     errors: list[InputError] = []
     seen: dict[tuple[str, str], int] = {}
@@ -216,12 +216,16 @@ def _cross_checks(rows: list[tuple[int, dict[str, str]]], file: str) -> list[Inp
                 errors.append(InputError(file, line, f"duplicate {column} {value}",
                                          f"already on line {seen[(column, value)]}"))
             seen.setdefault((column, value), line)
-        for role in {r.strip() for r in row["roles"].split(",")} & set(QUORUM_ROLES):
+        for role in {r.strip() for r in row["roles"].split(",")}:
             by_role.setdefault(role, []).append(line)
-    for role in QUORUM_ROLES:
-        lines = by_role.get(role, [])
-        if len(lines) % 2 == 0 and lines:
+    for quorum in quorums:
+        lines = by_role.get(quorum.role, [])
+        if lines and len(lines) % 2 == 0:
             errors.append(InputError(
-                file, lines[-1], f"{len(lines)} servers with role {role}: a quorum needs an odd count",
+                file, lines[-1], f"{len(lines)} servers with role {quorum.role}: a quorum needs an odd count",
                 "use 3 (or 5) so a majority survives the loss of one"))
+        elif lines and len(lines) < quorum.minimum:
+            errors.append(InputError(
+                file, lines[-1], f"{len(lines)} servers with role {quorum.role}: at least {quorum.minimum} needed "
+                f"({quorum.why})", f"add servers with role {quorum.role}"))
     return errors

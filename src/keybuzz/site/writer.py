@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from keybuzz.secrets import CredentialStore
+from keybuzz.secrets import CredentialFile, CredentialStore
 from keybuzz.site.loader import CONFIG_FILE, CREDENTIALS_DIR, SERVERS_FILE, VERSIONS_FILE
 from keybuzz.site.servers import COLUMNS
 
@@ -38,8 +38,9 @@ def servers_tsv(rows: list[ServerRow], comment: str) -> str:
 
 
 def write_site(root: Path, rows: list[ServerRow], config: dict[str, Any], versions: dict[str, Any],
-               comment: str) -> list[str]:
-    """Write into a temporary folder, then rename: a failure leaves nothing half-written."""
+               comment: str, credentials: list[CredentialFile]) -> list[str]:
+    """Write into a temporary folder, then rename: a failure leaves nothing half-written.
+    Every credentials file of `credentials` is generated (the registry's: every module's)."""
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise SiteExists(f"{root} already exists and is not an empty folder; refusing to overwrite a site")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +52,7 @@ def write_site(root: Path, rows: list[ServerRow], config: dict[str, Any], versio
         header = "# Pinned images: never `latest`; add @sha256:... after the tag where the digest is known.\n"
         (staging / VERSIONS_FILE).write_text(header + yaml.safe_dump(versions, sort_keys=False))
         (staging / "logs").mkdir()
-        added = CredentialStore(staging / CREDENTIALS_DIR).ensure()
+        added = CredentialStore(staging / CREDENTIALS_DIR).ensure(credentials)
         os.chmod(staging, 0o755)
         if root.exists():
             root.rmdir()

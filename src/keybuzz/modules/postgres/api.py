@@ -109,14 +109,24 @@ def replica_lag(leader: NodeState, replica: NodeState) -> int | None:
     return max(0, leader.wal_position - replica.wal_position)
 
 
-def healthy(states: list[NodeState], max_lag: int) -> bool:
-    """Exactly one leader and every other node streaming within the failover lag."""
+def cluster_problems(states: list[NodeState], max_lag: int) -> list[str]:
+    """Why the cluster is not 1 leader + every other node streaming within the failover lag (empty: it is)."""
     leader = leader_of(states)
     if leader is None:
-        return False
-    replicas = [s for s in states if s is not leader]
-    for replica in replicas:
+        leaders = [s.hostname for s in states if s.is_leader]
+        return [f"{len(leaders)} leaders ({', '.join(leaders) or 'none'}); "
+                + ", ".join(f"{s.hostname} {s.role or 'unreachable'}/{s.state or '-'}" for s in states)]
+    problems = []
+    for replica in (s for s in states if s is not leader):
         lag = replica_lag(leader, replica)
-        if not replica.is_streaming or lag is None or lag > max_lag:
-            return False
-    return True
+        if not replica.is_streaming:
+            problems.append(f"{replica.hostname} is not streaming ({replica.role or 'unreachable'}/"
+                            f"{replica.replication_state or replica.state or '-'})")
+        elif lag is None or lag > max_lag:
+            problems.append(f"{replica.hostname} lags {lag} bytes (maximum_lag_on_failover {max_lag})")
+    return problems
+
+
+def healthy(states: list[NodeState], max_lag: int) -> bool:
+    """Exactly one leader and every other node streaming within the failover lag."""
+    return not cluster_problems(states, max_lag)

@@ -10,7 +10,7 @@ import asyncio
 
 import psycopg
 
-from keybuzz.modules.base import DeployContext
+from keybuzz.contract import DeployContext
 from keybuzz.modules.postgres import layout, scram
 from keybuzz.modules.postgres.client import connect_once
 from keybuzz.modules.postgres.sql import ident, literal, psql

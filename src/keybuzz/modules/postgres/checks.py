@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import time
 import uuid
 
 import psycopg
 
-from keybuzz.modules.base import CheckResult, DeployContext
+from keybuzz import haproxy
+from keybuzz.contract import CheckResult, DeployContext
+from keybuzz.contract.checks import seen_detail, seen_within
 from keybuzz.modules.postgres import api, layout
 from keybuzz.modules.postgres.client import app_conninfo, lb_vip
+from keybuzz.modules.postgres.lb import WRITE_BACKEND
+from keybuzz.modules.postgres.settings import PatroniTuning
 from keybuzz.modules.postgres.sql import psql
+from keybuzz.poll import describe
 from keybuzz.secrets import redact
 from keybuzz.site import Site
 
 REPLICATION_BOUND_S = 5.0
 POOL_CLIENTS = 6
-
-
-def _error(exc: BaseException) -> str:
-    return redact(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")[:200]
 
 
 def _query(site: Site, host: str, port: int, sql: str, **extra: object) -> list[tuple]:
@@ -35,7 +33,7 @@ def _query(site: Site, host: str, port: int, sql: str, **extra: object) -> list[
 
 async def check_cluster(site: Site, states: list[api.NodeState]) -> tuple[CheckResult, api.NodeState | None]:
     leader = api.leader_of(states)
-    max_lag = site.config.tuning.patroni.maximum_lag_on_failover
+    max_lag = site.settings(PatroniTuning).maximum_lag_on_failover
     parts = []
     for s in states:
         lag = api.replica_lag(leader, s) if leader and s is not leader else None
@@ -52,7 +50,7 @@ async def check_port(site: Site, port: int, name: str, expect_recovery: bool | N
     try:
         rows = await asyncio.to_thread(_query, site, vip, port, "SELECT pg_is_in_recovery(), inet_server_addr()")
     except psycopg.Error as exc:
-        return CheckResult(name, False, _error(exc))
+        return CheckResult(name, False, describe(exc))
     in_recovery, server = rows[0]
     ok = expect_recovery is None or in_recovery == expect_recovery
     role = "replica" if in_recovery else "primary"
@@ -72,27 +70,20 @@ async def check_replication(site: Site, states: list[api.NodeState]) -> CheckRes
         await asyncio.to_thread(_query, site, vip, layout.WRITE_PORT,
                                 f"INSERT INTO keybuzz_check (token) VALUES ('{token}')")
     except psycopg.Error as exc:
-        return CheckResult(name, False, f"write failed: {_error(exc)}")
-    started, seen = time.monotonic(), {}
+        return CheckResult(name, False, f"write failed: {describe(exc)}")
+
+    def reader(ip: str):  # type: ignore[no-untyped-def]
+        async def read() -> bool:
+            return bool(await asyncio.to_thread(_query, site, ip, layout.PG_PORT,
+                                                f"SELECT 1 FROM keybuzz_check WHERE token = '{token}'"))
+        return read
+
     try:
-        while len(seen) < len(replicas) and time.monotonic() - started < REPLICATION_BOUND_S:
-            for replica in replicas:
-                if replica.hostname in seen:
-                    continue
-                try:
-                    rows = await asyncio.to_thread(_query, site, replica.ip, layout.PG_PORT,
-                                                   f"SELECT 1 FROM keybuzz_check WHERE token = '{token}'")
-                except psycopg.Error:
-                    rows = []
-                if rows:
-                    seen[replica.hostname] = time.monotonic() - started
-            await asyncio.sleep(0.05)
+        seen, missing = await seen_within(REPLICATION_BOUND_S, {r.hostname: reader(r.ip) for r in replicas})
     finally:
         await asyncio.to_thread(_query, site, vip, layout.WRITE_PORT,
                                 f"DELETE FROM keybuzz_check WHERE token = '{token}'")
-    missing = [r.hostname for r in replicas if r.hostname not in seen]
-    detail = ", ".join(f"{h} {t * 1000:.0f} ms" for h, t in seen.items())
-    return CheckResult(name, not missing, detail + (f"; not seen on {', '.join(missing)}" if missing else ""))
+    return CheckResult(name, not missing, seen_detail(seen, missing, REPLICATION_BOUND_S))
 
 
 async def check_pgbouncer_pooling(site: Site) -> CheckResult:
@@ -111,7 +102,7 @@ async def check_pgbouncer_pooling(site: Site) -> CheckResult:
     try:
         pids = await asyncio.to_thread(run)
     except psycopg.Error as exc:
-        return CheckResult(name, False, _error(exc))
+        return CheckResult(name, False, describe(exc))
     limit = max(1, len(site.with_role("haproxy")))
     return CheckResult(name, len(pids) <= limit,
                        f"{POOL_CLIENTS} open clients used {len(pids)} server backend(s) (at most {limit} expected)")
@@ -132,34 +123,22 @@ async def check_pgbouncer_wrong_password(site: Site) -> CheckResult:
     return CheckResult(name, refused is not None, redact(refused or "a wrong password was accepted"))
 
 
-def write_backend_up(csv_text: str) -> list[str]:
-    """Servers UP in the write backend, from HAProxy's stats CSV."""
-    reader = csv.DictReader(io.StringIO(csv_text.lstrip("# ")))
-    return [row["svname"] for row in reader if row.get("pxname") == "postgres_write"
-            and row.get("svname") not in ("FRONTEND", "BACKEND") and (row.get("status") or "").startswith("UP")]
+def haproxies(site: Site) -> dict[str, str]:
+    return {s.hostname: str(s.private_ip) for s in site.with_role("haproxy")}
 
 
-async def haproxy_write_up(site: Site, ip: str) -> list[str]:
-    """Servers UP in the write backend of one HAProxy; raises OSError/TimeoutError when it is unreachable."""
-    status, body = await api.call(ip, "/stats;csv", port=site.config.haproxy.stats_port)
-    return write_backend_up(body if isinstance(body, str) else "") if status == 200 else []
+async def haproxy_write_up(site: Site, only: str | None = None) -> dict[str, list[str] | str]:
+    """Per haproxy server (or just `only`): the UP servers of the write backend, or why its stats failed."""
+    chosen = {h: ip for h, ip in haproxies(site).items() if only in (None, h)}
+    return await haproxy.up_by_haproxy(chosen, layout.stats_port(site), WRITE_BACKEND)
 
 
 async def check_haproxy(site: Site, leader: api.NodeState | None) -> CheckResult:
     name = "haproxy: exactly one UP server on the write backend, the leader"
-    details, ok = [], leader is not None
-    for server in site.with_role("haproxy"):
-        try:
-            up = await haproxy_write_up(site, str(server.private_ip))
-        except (OSError, TimeoutError) as exc:
-            details.append(f"{server.hostname}: stats unreachable ({exc})")
-            ok = False
-            continue
-        ok = ok and up == [leader.hostname if leader else ""]
-        details.append(f"{server.hostname}: UP {up or 'none'}")
-    if leader is None:
-        details.append("no single leader")
-    return CheckResult(name, ok, "; ".join(details))
+    up = await haproxy_write_up(site)
+    problems = haproxy.one_up_problems(up, leader.hostname if leader else None)
+    detail = "; ".join(f"{h}: UP {v}" if isinstance(v, list) else f"{h}: {v}" for h, v in up.items())
+    return CheckResult(name, not problems, "; ".join(problems) if problems else detail)
 
 
 async def check_vector(ctx: DeployContext, leader: api.NodeState | None) -> CheckResult:

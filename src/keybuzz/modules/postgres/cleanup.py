@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import base64
 
-from keybuzz.modules.base import DeployContext
+from keybuzz.contract import DeployContext
 from keybuzz.modules.postgres import api, layout
+from keybuzz.modules.postgres.settings import PatroniTuning
 
 
 def _b64(text: bytes) -> str:
@@ -23,7 +24,7 @@ def prefix_range(prefix: str) -> tuple[bytes, bytes]:
 async def delete_dcs_keys(ctx: DeployContext) -> int:
     """Delete /<namespace>/<scope>/ from etcd (v3 JSON gateway); returns the number of keys deleted."""
     site = ctx.site
-    if site.config.tuning.patroni.dcs != "etcd":
+    if site.settings(PatroniTuning).dcs != "etcd":
         return 0
     key, end = prefix_range(f"{layout.NAMESPACE.rstrip('/')}/{layout.SCOPE}/")
     for server in site.with_role("db"):

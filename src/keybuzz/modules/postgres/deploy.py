@@ -9,62 +9,31 @@ changes are applied with POST /reload and DCS settings with PATCH /config, not w
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import shlex
 import time
 from typing import Any
 
 import psycopg
 
+from keybuzz.contract import DeployContext
+from keybuzz.contract.rolling import roll
 from keybuzz.errors import OperationFailed
-from keybuzz.modules.base import DeployContext
-from keybuzz.modules.common import will_recreate
+from keybuzz.haproxy import one_up_problems
 from keybuzz.modules.postgres import api, layout
 from keybuzz.modules.postgres.approle import ensure_app_role
 from keybuzz.modules.postgres.checks import haproxy_write_up
 from keybuzz.modules.postgres.client import connect_once, lb_vip
 from keybuzz.modules.postgres.lb import userlist
 from keybuzz.modules.postgres.patroni_config import dcs_settings
+from keybuzz.modules.postgres.render import USERLIST
+from keybuzz.modules.postgres.settings import PatroniTuning
 from keybuzz.modules.postgres.sql import scram_verifier
-from keybuzz.render import FileSpec, HostPlan, Plans
+from keybuzz.poll import NotYet, describe
+from keybuzz.render import Plans, filled
 
 LEADER_TIMEOUT_S = 120
 CLUSTER_TIMEOUT_S = 180
 WRITE_PATH_TIMEOUT_S = 60
-
-
-async def image_owner(ctx: DeployContext, hostname: str, image: str) -> str:
-    """'uid:gid' of the image's postgres user: it must own the bind-mounted data directories.
-
-    A dry-run never pulls: with the image absent it shows the placeholder owner instead."""
-    cli = ctx.site.config.container_cli
-    if ctx.dry_run:
-        present = await ctx.host(hostname).run([cli, "image", "inspect", image], check=False, timeout=60)
-        if not present.ok:
-            ctx.note(f"dry-run: {image} is not on {hostname} yet; owners shown as {layout.OWNER_PLACEHOLDER}")
-            return layout.OWNER_PLACEHOLDER
-    script = f"id -u {layout.IMAGE_USER}; id -g {layout.IMAGE_USER}"
-    argv = [cli, "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c", script]
-    result = await ctx.host(hostname).run(argv, check=False, timeout=300)
-    ids = result.stdout.split()
-    if not result.ok or len(ids) != 2 or not all(i.isdigit() for i in ids):
-        raise OperationFailed(f"cannot read the uid of user {layout.IMAGE_USER} in image {image}: "
-                              f"{result.stderr.strip()[:200]}", host=hostname, module=layout.MODULE,
-                              step="image user")
-    return f"{ids[0]}:{ids[1]}"
-
-
-def resolve_owners(plan: HostPlan, owner: str) -> HostPlan:
-    """The rendered placeholder owner replaced by the image's real uid:gid."""
-    def fix(spec: Any) -> Any:
-        return dataclasses.replace(spec, owner=owner) if spec.owner == layout.OWNER_PLACEHOLDER else spec
-    return HostPlan(plan.hostname, [fix(d) for d in plan.directories], [fix(f) for f in plan.files],
-                    list(plan.containers))
-
-
-def without_containers(plan: HostPlan, *names: str) -> HostPlan:
-    return HostPlan(plan.hostname, list(plan.directories), list(plan.files),
-                    [c for c in plan.containers if c.name not in names])
 
 
 async def file_sha256(ctx: DeployContext, hostname: str, path: str) -> str:
@@ -88,77 +57,65 @@ def dcs_differences(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str
 
 
 class PostgresDeploy:
-    """One deploy run; keeps what it learnt (owners, leader) between phases."""
+    """One deploy run; keeps what it learnt (the leader) between phases."""
 
     def __init__(self, ctx: DeployContext, plans: Plans):
         self.ctx, self.site = ctx, ctx.site
         self.plans = plans
         self.db = [s.hostname for s in self.site.with_role("db")]
         self.lbs = [s.hostname for s in self.site.with_role("haproxy")]
-        self.max_lag = self.site.config.tuning.patroni.maximum_lag_on_failover
+        self.tuning = self.site.settings(PatroniTuning)
 
     async def run(self) -> None:
         ctx = self.ctx
-        async with ctx.phase("read the postgres uid of the Patroni image"):
-            owner = await image_owner(ctx, self.db[0], self.site.image("patroni"))
-            db_plans = {h: resolve_owners(self.plans[h], owner) for h in self.db}
         before = await self._patroni_yml_hashes()
-        if self.site.config.tuning.patroni.dcs == "etcd":
-            async with ctx.phase("etcd on the db servers"):
-                etcd_plans = {h: without_containers(p, layout.PATRONI_CONTAINER) for h, p in db_plans.items()}
-                # A new etcd cluster needs its members together to form; a running one is changed one
-                # member at a time, so the DCS keeps its quorum and Patroni never demotes the leader.
-                running = not ctx.dry_run and await self._etcd_healthy()
-                for batch in ([[h] for h in self.db] if running else [self.db]):
-                    if await ctx.converge(batch, etcd_plans) or not running:
-                        await ctx.wait_for("etcd quorum (3 members healthy)", self._etcd_healthy, timeout=90)
+        if self.tuning.dcs == "etcd":
+            etcd_plans = {h: self.plans[h].without_containers(layout.PATRONI_CONTAINER) for h in self.db}
+            # A new etcd cluster needs its members together to form; a running one is changed one
+            # member at a time, so the DCS keeps its quorum and Patroni never demotes the leader.
+            if not ctx.dry_run and await self._etcd_running():
+                await roll(ctx, self.db, etcd_plans, settled=lambda host: self._etcd_healthy(),
+                           what=lambda host: "etcd quorum (3 members healthy)", timeout=90, label="etcd on")
+            else:
+                async with ctx.phase("etcd on the db servers"):
+                    await ctx.converge(self.db, etcd_plans)
+                    await ctx.wait_for("etcd quorum (3 members healthy)", self._etcd_healthy, timeout=90)
         states = await api.cluster_states(self.site)
         leader = api.leader_of(states)
         if ctx.dry_run and leader is None:
             async with ctx.phase("db servers (dry-run: no cluster yet, later phases need one)"):
-                await ctx.converge(self.db, db_plans)
-                await ctx.converge(self.lbs, {h: self.plans[h] for h in self.lbs})
+                await ctx.converge(self.db, self.plans)
+                await ctx.converge(self.lbs, self.plans)
             return
         if leader is None:
-            await self._bootstrap(db_plans)
+            await self._bootstrap()
         else:
-            await self._update(db_plans, leader.hostname)
+            await roll(ctx, self.db, self.plans, primary=leader.hostname, container=layout.PATRONI_CONTAINER,
+                       hand_over=self._switchover, settled=lambda host: self._cluster_healthy(),
+                       what=lambda host: "1 leader + streaming replicas", timeout=CLUSTER_TIMEOUT_S)
         async with ctx.phase("Patroni settings (POST /reload, PATCH /config)"):
             await self._reload_changed(before)
             await self._patch_dcs()
             leader_host = await self._leader()
         async with ctx.phase("application role and database"):
             await ensure_app_role(ctx, leader_host)
-        async with ctx.phase("HAProxy and PgBouncer on the haproxy servers"):
-            await self._load_balancers(leader_host)
+        await self._load_balancers(leader_host)
         async with ctx.phase("the ways in through the load balancer"):
             await ctx.wait_for("5432 on the leader, 5433 on a replica, 6432 through PgBouncer, via the LB VIP",
                                self._lb_paths_ok, timeout=WRITE_PATH_TIMEOUT_S)
 
     # --- db servers -----------------------------------------------------------------------
-    async def _bootstrap(self, db_plans: Plans) -> None:
+    async def _bootstrap(self) -> None:
         """No leader yet. The DCS needs a quorum, so every node starts; only the first has a bootstrap
         section (it initialises the cluster), the others wait for it and clone it with pg_basebackup."""
         first = self.db[0]
         async with self.ctx.phase(f"start Patroni on the db servers; {first} bootstraps the cluster"):
-            await self.ctx.converge([first], db_plans)
-            await self.ctx.converge(self.db[1:], db_plans)
+            await self.ctx.converge([first], self.plans)
+            await self.ctx.converge(self.db[1:], self.plans)
             # A fresh cluster: `first` leads. Containers that were stopped: whoever Patroni elects.
             await self.ctx.wait_for("one Patroni leader", self._has_leader, timeout=LEADER_TIMEOUT_S)
         async with self.ctx.phase("wait for the replicas to stream"):
             await self.ctx.wait_for("1 leader + streaming replicas", self._cluster_healthy, timeout=CLUSTER_TIMEOUT_S)
-
-    async def _update(self, db_plans: Plans, leader: str) -> None:
-        """Replicas one at a time, the current leader last: whoever leads now keeps leading."""
-        for host in [h for h in self.db if h != leader] + [leader]:
-            if host == leader and not self.ctx.dry_run and await will_recreate(
-                    self.ctx, host, db_plans[host], layout.PATRONI_CONTAINER):
-                async with self.ctx.phase(f"switch the leader away from {host} before recreating it"):
-                    await self._switchover(host)
-            async with self.ctx.phase(f"converge {host}" + (" (leader)" if host == leader else "")):
-                if await self.ctx.converge([host], db_plans):
-                    await self.ctx.wait_for("1 leader + streaming replicas", self._cluster_healthy,
-                                            timeout=CLUSTER_TIMEOUT_S)
 
     async def _switchover(self, leader: str) -> None:
         """A planned switchover (~2 s of writes) instead of killing the leader (~20 s, the ttl)."""
@@ -172,7 +129,9 @@ class PostgresDeploy:
 
         async def moved() -> bool:
             new = api.leader_of(await api.cluster_states(self.site))
-            return new is not None and new.hostname != leader and await self._cluster_healthy()
+            if new is None or new.hostname == leader:
+                raise NotYet(f"the leader is still {new.hostname if new else 'not elected'}")
+            return await self._cluster_healthy()
 
         await self.ctx.wait_for("a new leader and streaming replicas", moved, timeout=CLUSTER_TIMEOUT_S)
 
@@ -217,33 +176,34 @@ class PostgresDeploy:
 
     # --- load balancers ---------------------------------------------------------------------
     async def _load_balancers(self, leader: str) -> None:
+        """userlist.txt gets the SCRAM verifier read from the leader; then one haproxy server at a
+        time: the load balancer keeps the other one while this one restarts."""
         if not self.lbs:
             return
-        creds = self.site.credentials[layout.MODULE]
-        verifier = await scram_verifier(self.ctx, leader, creds["POSTGRES_APP_USER"])
-        lb_plans = {h: self.plans[h] for h in self.lbs}
-        if verifier is None:
-            if not self.ctx.dry_run:
+        async with self.ctx.phase("read the application role's SCRAM verifier for PgBouncer"):
+            creds = self.site.credentials[layout.MODULE]
+            verifier = await scram_verifier(self.ctx, leader, creds["POSTGRES_APP_USER"])
+            if verifier is None and not self.ctx.dry_run:
                 raise OperationFailed("the application role has no SCRAM password", host=leader,
                                       module=layout.MODULE, step="pgbouncer userlist")
-        else:
-            owner = await image_owner(self.ctx, self.lbs[0], self.site.image("pgbouncer"))
-            secret = FileSpec(layout.host_paths(self.site).userlist, userlist(creds["POSTGRES_APP_USER"], verifier),
-                              mode=0o600, owner=owner, secret=True)
-            lb_plans = {h: HostPlan(h, list(p.directories), [*p.files, secret], list(p.containers))
-                        for h, p in lb_plans.items()}
-        # One haproxy server at a time: the load balancer keeps the other one while this one restarts.
-        for host in self.lbs:
-            await self.ctx.converge([host], lb_plans)
-            await self.ctx.wait_for(f"HAProxy on {host}: exactly one UP write server, the leader",
-                                    lambda host=host: self._haproxy_settled(host), timeout=WRITE_PATH_TIMEOUT_S)
+        values = {USERLIST.key: userlist(creds["POSTGRES_APP_USER"], verifier)} if verifier else {}
+        lb_plans = filled({h: self.plans[h] for h in self.lbs}, values)
+        await roll(self.ctx, self.lbs, lb_plans, settled=self._haproxy_settled, gate_unchanged=True,
+                   what=lambda host: f"HAProxy on {host}: exactly one UP write server, the leader",
+                   timeout=WRITE_PATH_TIMEOUT_S, label="HAProxy and PgBouncer on")
 
     # --- gates ------------------------------------------------------------------------------
     async def _has_leader(self) -> bool:
-        return api.leader_of(await api.cluster_states(self.site)) is not None
+        states = await api.cluster_states(self.site)
+        if api.leader_of(states) is None:
+            raise NotYet(api.cluster_problems(states, self.tuning.maximum_lag_on_failover)[0])
+        return True
 
     async def _cluster_healthy(self) -> bool:
-        return api.healthy(await api.cluster_states(self.site), self.max_lag)
+        problems = api.cluster_problems(await api.cluster_states(self.site), self.tuning.maximum_lag_on_failover)
+        if problems:
+            raise NotYet("; ".join(problems))
+        return True
 
     async def _leader(self) -> str:
         leader = api.leader_of(await api.cluster_states(self.site))
@@ -252,32 +212,46 @@ class PostgresDeploy:
                                   resume="check `patronictl list` in the patroni container of a db server")
         return leader.hostname
 
+    async def _etcd_running(self) -> bool:
+        try:
+            return await self._etcd_healthy()
+        except NotYet:
+            return False
+
     async def _etcd_healthy(self) -> bool:
-        async def one(ip: str) -> bool:
+        async def one(server: str, ip: str) -> str:
             try:
                 status, body = await api.call(ip, "/health", port=layout.ETCD_CLIENT_PORT)
-            except (OSError, TimeoutError):
-                return False
-            return status == 200 and isinstance(body, dict) and str(body.get("health")) == "true"
-        results = await asyncio.gather(*(one(str(s.private_ip)) for s in self.site.with_role("db")))
-        return all(results)
+            except (OSError, TimeoutError) as exc:
+                return f"{server}: {describe(exc)}"
+            healthy = status == 200 and isinstance(body, dict) and str(body.get("health")) == "true"
+            return "" if healthy else f"{server}: /health answered {status} {body}"
+
+        problems = [p for p in await asyncio.gather(*(one(s.hostname, str(s.private_ip))
+                                                      for s in self.site.with_role("db"))) if p]
+        if problems:
+            raise NotYet("; ".join(problems))
+        return True
 
     async def _haproxy_settled(self, host: str) -> bool:
         """A (re)started HAProxy counts every server UP until its first check: wait for the checks."""
         leader = api.leader_of(await api.cluster_states(self.site))
-        up = await haproxy_write_up(self.site, str(self.site.server(host).private_ip))
-        return leader is not None and up == [leader.hostname]
+        problems = one_up_problems(await haproxy_write_up(self.site, host), leader.hostname if leader else None)
+        if problems:
+            raise NotYet("; ".join(problems))
+        return True
 
     async def _lb_paths_ok(self) -> bool:
         """The LB and HAProxy mark backends UP only after `rise` checks: wait for all three ports."""
         vip = lb_vip(self.site)
         wanted = {layout.WRITE_PORT: False, layout.READ_PORT: True, layout.PGBOUNCER_PORT: False}
-        try:
-            for port, recovery in wanted.items():
-                if await asyncio.to_thread(connect_once, self.site, vip, port) is not recovery:
-                    return False
-        except psycopg.Error:
-            return False
+        for port, recovery in wanted.items():
+            try:
+                in_recovery = await asyncio.to_thread(connect_once, self.site, vip, port)
+            except psycopg.Error as exc:
+                raise NotYet(f"{vip}:{port}: {describe(exc)}") from None
+            if in_recovery is not recovery:
+                raise NotYet(f"{vip}:{port} reached a {'replica' if in_recovery else 'primary'}")
         return True
 
 
@@ -292,4 +266,3 @@ async def deploy(ctx: DeployContext, plans: Plans) -> None:
     started = time.monotonic()
     await PostgresDeploy(ctx, plans).run()
     ctx.note(f"postgres module deployed in {time.monotonic() - started:.1f} s")
-

@@ -1,4 +1,4 @@
-"""Failover drills for PostgreSQL: the Drillable side (keybuzz.drills.contract) and a psycopg probe.
+"""Failover drills for PostgreSQL: its drill hooks (keybuzz.contract.Module) and a psycopg probe.
 
 The probe writes one row per 100 ms through VIP:5432 with ~1 s timeouts and no client retry, so
 the gap we measure is the service's. Fault kinds come from DrillContext.faults (the lab, or the
@@ -8,18 +8,17 @@ container on real servers); `switchover` is Patroni's own planned switchover thr
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
 import psycopg
 
-from keybuzz.drills.contract import DrillContext
-from keybuzz.drills.probe import WriterProbe
-from keybuzz.drills.runner import RoundPlan
+from keybuzz.contract import DrillContext, RoundPlan, WriterProbe
 from keybuzz.errors import OperationFailed
 from keybuzz.modules.postgres import api, layout
 from keybuzz.modules.postgres.client import app_conninfo, lb_vip
+from keybuzz.modules.postgres.settings import PatroniTuning
+from keybuzz.poll import NotYet, timed, wait_until
 from keybuzz.site import Site
 
 SCENARIOS: dict[str, str] = {
@@ -65,18 +64,10 @@ class PostgresWriterProbe(WriterProbe):
             raise
 
     def read_ids(self) -> set[int]:
-        """Through VIP:5432, i.e. the current leader; waits for the write path to be back."""
-        deadline, last = time.monotonic() + 60, None
-        while time.monotonic() < deadline:
-            try:
-                with self._connect(connect_timeout=5) as conn:
-                    rows = conn.execute(f"SELECT id FROM {TABLE} WHERE run = %s", (self.run,)).fetchall()
-                return {int(r[0]) for r in rows}
-            except psycopg.Error as exc:
-                last = exc
-                time.sleep(0.5)
-        raise OperationFailed(f"could not read the drill's ids back: {self.classify(last) if last else ''}",
-                              module=layout.MODULE, step="read ids")
+        """Through VIP:5432, i.e. the current leader."""
+        with self._connect(connect_timeout=5) as conn:
+            rows = conn.execute(f"SELECT id FROM {TABLE} WHERE run = %s", (self.run,)).fetchall()
+        return {int(r[0]) for r in rows}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -87,28 +78,32 @@ class PostgresWriterProbe(WriterProbe):
 
 
 async def wait_healthy(site: Site, timeout: float = HEALTHY_TIMEOUT_S) -> api.NodeState:
-    deadline = time.monotonic() + timeout
-    max_lag = site.config.tuning.patroni.maximum_lag_on_failover
-    while time.monotonic() < deadline:
+    """The leader of a cluster that is 1 leader + streaming replicas."""
+    max_lag = site.settings(PatroniTuning).maximum_lag_on_failover
+
+    async def healthy_leader() -> api.NodeState | None:
         states = await api.cluster_states(site)
-        leader = api.leader_of(states)
-        if leader is not None and api.healthy(states, max_lag):
-            return leader
-        await asyncio.sleep(0.5)
-    raise OperationFailed(f"the cluster is not 1 leader + streaming replicas after {timeout:.0f} s",
-                          module=layout.MODULE, step="drill")
+        problems = api.cluster_problems(states, max_lag)
+        if problems:
+            raise NotYet("; ".join(problems))
+        return api.leader_of(states)
+
+    return await wait_until("1 leader + streaming replicas", healthy_leader, timeout=timeout, interval=0.5,
+                            module=layout.MODULE)
 
 
 async def wait_streaming(site: Site, hostname: str, timeout: float = REJOIN_TIMEOUT_S) -> float:
     """Seconds until `hostname` reports itself a streaming replica (after pg_rewind if needed)."""
-    started = time.monotonic()
     ip = str(site.server(hostname).private_ip)
-    while time.monotonic() - started < timeout:
-        if (await api.node_state(hostname, ip)).is_streaming:
-            return time.monotonic() - started
-        await asyncio.sleep(0.25)
-    raise OperationFailed(f"{hostname} was not streaming {timeout:.0f} s after it came back",
-                          host=hostname, module=layout.MODULE, step="rejoin")
+
+    async def streaming() -> bool:
+        state = await api.node_state(hostname, ip)
+        if not state.is_streaming:
+            raise NotYet(f"{hostname} is {state.role or 'unreachable'}/{state.replication_state or state.state or '-'}")
+        return True
+
+    return await timed(f"{hostname} streaming again after it came back", streaming, timeout=timeout,
+                       interval=0.25, where=hostname, module=layout.MODULE)
 
 
 async def set_synchronous(site: Site, enabled: bool) -> None:
@@ -121,39 +116,34 @@ async def set_synchronous(site: Site, enabled: bool) -> None:
     if status != 200:
         raise OperationFailed(f"PATCH /config synchronous_mode failed ({status}): {body}", module=layout.MODULE,
                               step="drill prepare")
-    if enabled:  # wait until a synchronous standby is designated
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+    if enabled:
+        async def designated() -> bool:
             codes = await asyncio.gather(*(api.call(str(s.private_ip), "/sync") for s in site.with_role("db")),
                                          return_exceptions=True)
-            if any(isinstance(c, tuple) and c[0] == 200 for c in codes):
-                return
-            await asyncio.sleep(0.5)
-        raise OperationFailed("no synchronous standby after enabling synchronous_mode", module=layout.MODULE,
-                              step="drill prepare")
+            return any(isinstance(c, tuple) and c[0] == 200 for c in codes)
+
+        await wait_until("a synchronous standby after enabling synchronous_mode", designated, timeout=60,
+                         interval=0.5, module=layout.MODULE)
 
 
 class PostgresDrills:
-    """Mixed into the module: the Drillable protocol."""
-
-    def drill_scenarios(self) -> dict[str, str]:
-        return dict(SCENARIOS)
+    """Mixed into the module: its drill hooks."""
 
     def drill_settings(self, dctx: DrillContext) -> dict[str, object]:
-        tuning = dctx.ctx.site.config.tuning.patroni
+        tuning = dctx.ctx.site.settings(PatroniTuning)
         return {"dcs": tuning.dcs, "ttl": tuning.ttl, "loop_wait": tuning.loop_wait,
                 "retry_timeout": tuning.retry_timeout, "maximum_lag_on_failover": tuning.maximum_lag_on_failover,
                 "synchronous_mode": bool(dctx.options.get("sync", tuning.synchronous_mode))}
 
     async def prepare_drill(self, dctx: DrillContext) -> None:
         site = dctx.ctx.site
-        await set_synchronous(site, bool(dctx.options.get("sync", site.config.tuning.patroni.synchronous_mode)))
+        await set_synchronous(site, bool(dctx.options.get("sync", site.settings(PatroniTuning).synchronous_mode)))
         await wait_healthy(site)
 
     async def finish_drill(self, dctx: DrillContext) -> None:
         """`--sync` is for the drill only: the cluster goes back to keybuzz.yaml's synchronous_mode."""
         site = dctx.ctx.site
-        await set_synchronous(site, site.config.tuning.patroni.synchronous_mode)
+        await set_synchronous(site, site.settings(PatroniTuning).synchronous_mode)
 
     async def plan_round(self, dctx: DrillContext, scenario: str, number: int) -> RoundPlan:
         if scenario not in SCENARIOS:
@@ -186,10 +176,8 @@ class PostgresDrills:
 
 
 async def wait_healthy_leader(site: Site, timeout: float = 60.0) -> api.NodeState:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        leader = api.leader_of(await api.cluster_states(site))
-        if leader is not None:
-            return leader
-        await asyncio.sleep(0.5)
-    raise OperationFailed("no single leader after the fault", module=layout.MODULE, step="drill")
+    async def single_leader() -> api.NodeState | None:
+        return api.leader_of(await api.cluster_states(site))
+
+    return await wait_until("a single leader after the fault", single_leader, timeout=timeout, interval=0.5,
+                            module=layout.MODULE)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keybuzz.haproxy import stats_port as haproxy_stats_port
+from keybuzz.render import ImageUser
 from keybuzz.site import Site
 
 MODULE = "postgres"
@@ -23,11 +25,11 @@ ETCD_PEER_PORT = 2380
 WRITE_PORT = 5432
 READ_PORT = 5433
 PGBOUNCER_PORT = 6432
+HAPROXY_SLOT = 0  # this module's HAProxy stats port: the site's haproxy.stats_port + 0
 
 # The user PostgreSQL and Patroni run as inside the image; its uid is read from the image at
 # deploy time (100 in a Debian rootfs, 999 in the official postgres image) and owns the data dirs.
 IMAGE_USER = "postgres"
-OWNER_PLACEHOLDER = "@image:postgres"  # rendered owner, replaced by "uid:gid" before converge
 
 # Paths inside the Patroni container.
 C_CONFIG_DIR = "/etc/patroni"
@@ -81,3 +83,12 @@ def host_paths(site: Site) -> HostPaths:
     return HostPaths(data=f"{data}/data", wal=f"{data}/wal", raft=f"{data}/raft", etcd=f"{data}/etcd",
                      config=f"{config}/config", secrets=f"{config}/secrets", haproxy=f"{config}/haproxy",
                      pgbouncer=f"{config}/pgbouncer")
+
+
+def image_user(site: Site, image_key: str) -> ImageUser:
+    """The image's postgres user, owner of what the container writes (data dirs, userlist.txt)."""
+    return ImageUser(site.image(image_key), IMAGE_USER)
+
+
+def stats_port(site: Site) -> int:
+    return haproxy_stats_port(site.config.haproxy.stats_port, HAPROXY_SLOT)

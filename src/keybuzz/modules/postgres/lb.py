@@ -7,14 +7,16 @@ transaction mode towards the local HAProxy write port, so it follows the leader 
 
 from __future__ import annotations
 
-from keybuzz.haproxy import Section, render_config
+from keybuzz.haproxy import Section, one_up_rule, render_config
 from keybuzz.modules.postgres import layout
+from keybuzz.modules.postgres.settings import PatroniTuning
 from keybuzz.site import Site
 
 # fastinter/downinter: checks every 250 ms while a server changes state and every 500 ms while it is
 # down, so a new leader is UP ~1 s after its promotion instead of ~2 s (measured on switchover).
 DEFAULT_SERVER = ("default-server inter 1s fastinter 250ms downinter 500ms fall 3 rise 2 "
                   "on-marked-down shutdown-sessions")
+WRITE_BACKEND = "postgres_write"
 # The seed's PgBouncer pool sizes.
 MAX_CLIENT_CONN = 1000
 DEFAULT_POOL_SIZE = 25
@@ -24,12 +26,10 @@ RESERVE_POOL_SIZE = 5
 def haproxy_sections(site: Site) -> list[Section]:
     servers = tuple(f"server {s.hostname} {s.private_ip}:{layout.PG_PORT} check port {layout.REST_PORT}"
                     for s in site.with_role("db"))
-    lag = site.config.tuning.patroni.maximum_lag_on_failover
-    write = Section("listen", "postgres_write", (
+    lag = site.settings(PatroniTuning).maximum_lag_on_failover
+    write = Section("listen", WRITE_BACKEND, (
         f"bind 0.0.0.0:{layout.WRITE_PORT}",
-        # A (re)started HAProxy counts every server UP until its first check: writes are refused,
-        # never sent to a replica, unless exactly one server (the leader) is UP.
-        "tcp-request connection reject unless { nbsrv(postgres_write) eq 1 }",
+        one_up_rule(WRITE_BACKEND),
         "option httpchk GET /primary",
         "http-check expect status 200",
         DEFAULT_SERVER,
@@ -47,7 +47,7 @@ def haproxy_sections(site: Site) -> list[Section]:
 
 
 def haproxy_cfg(site: Site) -> str:
-    return render_config(haproxy_sections(site), stats_port=site.config.haproxy.stats_port)
+    return render_config(haproxy_sections(site), stats_port=layout.stats_port(site))
 
 
 def pgbouncer_ini(site: Site) -> str:

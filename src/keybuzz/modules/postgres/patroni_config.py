@@ -12,13 +12,14 @@ from typing import Any
 import yaml
 
 from keybuzz.modules.postgres import layout
+from keybuzz.modules.postgres.settings import PatroniTuning, PostgresTuning
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
 
 def dcs_settings(site: Site) -> dict[str, Any]:
     """The cluster-wide (DCS) configuration: bootstrap.dcs at first start, PATCH /config later."""
-    patroni, pg = site.config.tuning.patroni, site.config.tuning.postgres
+    patroni, pg = site.settings(PatroniTuning), site.settings(PostgresTuning)
     return {
         "ttl": patroni.ttl,
         "loop_wait": patroni.loop_wait,
@@ -98,7 +99,7 @@ def is_bootstrap_node(site: Site, server: Server) -> bool:
 def patroni_document(site: Site, server: Server) -> dict[str, Any]:
     ip = str(server.private_ip)
     peers = [s for s in site.with_role("db") if s.hostname != server.hostname]
-    dcs_kind = site.config.tuning.patroni.dcs
+    dcs_kind = site.settings(PatroniTuning).dcs
     doc: dict[str, Any] = {
         "scope": layout.SCOPE,
         "namespace": layout.NAMESPACE,
@@ -154,6 +155,6 @@ def patroni_env(site: Site) -> str:
         "PATRONI_RESTAPI_USERNAME": creds["PATRONI_RESTAPI_USER"],
         "PATRONI_RESTAPI_PASSWORD": creds["PATRONI_RESTAPI_PASSWORD"],
     }
-    if site.config.tuning.patroni.dcs == "raft":
+    if site.settings(PatroniTuning).dcs == "raft":
         values["PATRONI_RAFT_PASSWORD"] = creds["PATRONI_RAFT_PASSWORD"]
     return "".join(f"{key}={value}\n" for key, value in values.items())

@@ -1,19 +1,21 @@
 """render(site) -> Plans: pure. Patroni (+ etcd when chosen) on db servers, HAProxy + PgBouncer
-on haproxy servers. Data directories are owned by the image's postgres user, whose uid is read
-from the image at deploy time (see deploy.resolve_owners)."""
+on haproxy servers. Data directories are owned by the image's postgres user (an ImageUser: the
+engine reads its uid from the image); PgBouncer's userlist.txt holds the application role's SCRAM
+verifier, read from the leader at deploy time (FilledAtDeploy)."""
 
 from __future__ import annotations
-
-import dataclasses
 
 from keybuzz.containers import ContainerSpec, Mount
 from keybuzz.haproxy import container as haproxy_container
 from keybuzz.modules.postgres import layout
 from keybuzz.modules.postgres.lb import haproxy_cfg, pgbouncer_ini
 from keybuzz.modules.postgres.patroni_config import patroni_env, patroni_yml
-from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
+from keybuzz.modules.postgres.settings import PatroniTuning
+from keybuzz.render import DirSpec, FileSpec, FilledAtDeploy, HostPlan, Plans, merge_plans
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
+
+USERLIST = FilledAtDeploy("pgbouncer-userlist", "the application role's SCRAM verifier, read from the leader")
 
 # Adds every PostgreSQL bin dir of the image to PATH: the lab image (Debian, PostgreSQL 15) and
 # the production image (official postgres, 16) keep them in different places.
@@ -29,7 +31,7 @@ def etcd_image(site: Site) -> str:
 def patroni_container(site: Site) -> ContainerSpec:
     paths = layout.host_paths(site)
     mounts = [Mount(paths.data, layout.C_DATA_MOUNT), Mount(paths.wal, layout.C_WAL_MOUNT)]
-    if site.config.tuning.patroni.dcs == "raft":
+    if site.settings(PatroniTuning).dcs == "raft":
         mounts.append(Mount(paths.raft, layout.C_RAFT_DIR))
     mounts.append(Mount(paths.config, layout.C_CONFIG_DIR, read_only=True))
     # patroni.yml is not in restart_on: a changed file is applied with POST /reload, never a restart.
@@ -65,7 +67,7 @@ def module_roots(site: Site) -> list[DirSpec]:
 
 def db_plan(site: Site, server: Server) -> HostPlan:
     paths = layout.host_paths(site)
-    owner = layout.OWNER_PLACEHOLDER
+    owner = layout.image_user(site, "patroni")
     plan = HostPlan(server.hostname)
     plan.directories += [
         *module_roots(site),
@@ -74,7 +76,7 @@ def db_plan(site: Site, server: Server) -> HostPlan:
         DirSpec(paths.config, mode=0o755),
         DirSpec(paths.secrets, mode=0o700),
     ]
-    if site.config.tuning.patroni.dcs == "raft":
+    if site.settings(PatroniTuning).dcs == "raft":
         # DCS state is not service data: cleanup always removes it, or a re-install would wait for
         # a leader that no longer exists. PostgreSQL's own data stays unless --purge-data.
         plan.directories.append(DirSpec(paths.raft, mode=0o700, owner=owner))
@@ -98,32 +100,21 @@ def pgbouncer_container(site: Site) -> ContainerSpec:
 
 
 def lb_plan(site: Site, server: Server) -> HostPlan:
-    """userlist.txt is added by deploy: it holds the SCRAM verifier read from the leader."""
     paths = layout.host_paths(site)
     plan = HostPlan(server.hostname)
     plan.directories += [*module_roots(site), DirSpec(paths.haproxy, mode=0o755),
                          DirSpec(paths.pgbouncer, mode=0o755)]
     plan.files += [FileSpec(paths.haproxy_cfg, haproxy_cfg(site)),
-                   FileSpec(paths.pgbouncer_ini, pgbouncer_ini(site))]
+                   FileSpec(paths.pgbouncer_ini, pgbouncer_ini(site)),
+                   FileSpec(paths.userlist, USERLIST, mode=0o600, owner=layout.image_user(site, "pgbouncer"),
+                            secret=True)]
     plan.containers += [
-        dataclasses.replace(haproxy_container(layout.HAPROXY_CONTAINER, layout.MODULE, site.image("haproxy"),
-                                              paths.haproxy_cfg)),
+        haproxy_container(layout.HAPROXY_CONTAINER, layout.MODULE, site.image("haproxy"), paths.haproxy_cfg),
         pgbouncer_container(site),
     ]
     return plan
 
 
 def render(site: Site) -> Plans:
-    plans: Plans = {}
-    for server in site.with_role("db"):
-        plans[server.hostname] = db_plan(site, server)
-    for server in site.with_role("haproxy"):
-        existing = plans.get(server.hostname)
-        plan = lb_plan(site, server)
-        if existing:  # one server with both roles: keep one plan
-            existing.directories += [d for d in plan.directories if d not in existing.directories]
-            existing.files += plan.files
-            existing.containers += plan.containers
-        else:
-            plans[server.hostname] = plan
-    return plans
+    return merge_plans({s.hostname: db_plan(site, s) for s in site.with_role("db")},
+                       {s.hostname: lb_plan(site, s) for s in site.with_role("haproxy")})

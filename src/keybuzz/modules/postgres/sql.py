@@ -3,8 +3,8 @@ auth), the statements on stdin, so no value (password, verifier) is ever in an a
 
 from __future__ import annotations
 
+from keybuzz.contract import DeployContext
 from keybuzz.errors import OperationFailed
-from keybuzz.modules.base import DeployContext
 from keybuzz.modules.postgres import layout
 from keybuzz.secrets import redact
 
@@ -21,9 +21,9 @@ async def psql(ctx: DeployContext, hostname: str, sql: str, *, database: str = "
                timeout: float = 60.0) -> list[str]:
     """Rows of the last statements, unaligned (-At); raises OperationFailed naming the host."""
     superuser = ctx.site.credentials[layout.MODULE]["POSTGRES_SUPERUSER_USER"]
-    argv = [ctx.site.config.container_cli, "exec", "-i", "--user", layout.IMAGE_USER, layout.PATRONI_CONTAINER,
-            "psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", layout.C_SOCKET_DIR, "-p", str(layout.PG_PORT),
-            "-U", superuser, "-d", database]
+    argv = ctx.cli.exec(layout.PATRONI_CONTAINER, ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h",
+                                                    layout.C_SOCKET_DIR, "-p", str(layout.PG_PORT), "-U", superuser,
+                                                    "-d", database], user=layout.IMAGE_USER, stdin=True)
     result = await ctx.host(hostname).run(argv, check=False, timeout=timeout, stdin=sql)
     if not result.ok:
         raise OperationFailed(f"psql on {hostname} failed: {redact(result.stderr.strip())[:300]}",

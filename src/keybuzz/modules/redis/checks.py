@@ -3,21 +3,19 @@ the ones its round-robin setup lacked (auth enforced, the LB reaches the master 
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 
 import redis
 
-from keybuzz.modules.base import CheckResult, DeployContext
+from keybuzz.contract import CheckResult, DeployContext
+from keybuzz.contract.checks import seen_detail, seen_within
+from keybuzz.haproxy import one_up_problems
 from keybuzz.modules.redis import client, layout, state
+from keybuzz.modules.redis.settings import SentinelTuning
+from keybuzz.poll import describe
 from keybuzz.site import Site
 
 REPLICATION_BOUND_S = 5.0
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def check_auth_required(site: Site, vip: str) -> CheckResult:
@@ -27,7 +25,7 @@ async def check_auth_required(site: Site, vip: str) -> CheckResult:
     except redis.AuthenticationError:
         return CheckResult(name, True, "PING without a password is refused (NOAUTH)")
     except (redis.RedisError, OSError) as exc:
-        return CheckResult(name, False, _error(exc))
+        return CheckResult(name, False, describe(exc))
     return CheckResult(name, False, "PING without a password was answered: requirepass is not in force")
 
 
@@ -40,7 +38,7 @@ async def check_vip_read_write(site: Site, vip: str) -> CheckResult:
         await conn.set(key, value, ex=60)
         got = await conn.get(key)
     except (redis.RedisError, OSError) as exc:
-        return CheckResult(name, False, _error(exc))
+        return CheckResult(name, False, describe(exc))
     finally:
         await conn.aclose()
     return CheckResult(name, got == value, f"{vip}:{layout.REDIS_PORT}" if got == value else f"read back {got!r}")
@@ -55,7 +53,7 @@ async def check_vip_is_master(site: Site, vip: str, master_ip: str | None) -> Ch
         through_lb = await client.info(vip, password, "server")
         direct = await client.info(master_ip, password, "server")
     except (redis.RedisError, OSError) as exc:
-        return CheckResult(name, False, _error(exc))
+        return CheckResult(name, False, describe(exc))
     same = through_lb.get("run_id") == direct.get("run_id")
     return CheckResult(name, same, f"master {layout.hostname_of(site, master_ip)}" if same
                        else "the LB reached another node than the master")
@@ -74,21 +72,15 @@ async def check_replication(site: Site, vip: str) -> CheckResult:
     try:
         await client.call(vip, layout.REDIS_PORT, password, "SET", key, value, "EX", "60")
     except (redis.RedisError, OSError) as exc:
-        return CheckResult(name, False, _error(exc))
-    started = time.monotonic()
-    pending = {n.hostname: n.ip for n in replicas}
-    while pending and time.monotonic() - started < REPLICATION_BOUND_S:
-        for hostname, ip in list(pending.items()):
-            try:
-                if await client.call(ip, layout.REDIS_PORT, password, "GET", key) == value:
-                    del pending[hostname]
-            except (redis.RedisError, OSError):
-                continue
-        if pending:
-            await asyncio.sleep(0.05)
-    if pending:
-        return CheckResult(name, False, f"not on {', '.join(sorted(pending))} after {REPLICATION_BOUND_S:g} s")
-    return CheckResult(name, True, f"on {len(replicas)} replicas in {time.monotonic() - started:.2f} s")
+        return CheckResult(name, False, describe(exc))
+
+    def reader(ip: str):  # type: ignore[no-untyped-def]
+        async def read() -> bool:
+            return await client.call(ip, layout.REDIS_PORT, password, "GET", key) == value
+        return read
+
+    seen, missing = await seen_within(REPLICATION_BOUND_S, {n.hostname: reader(n.ip) for n in replicas})
+    return CheckResult(name, not missing, seen_detail(seen, missing, REPLICATION_BOUND_S))
 
 
 async def check_sentinels(site: Site) -> tuple[CheckResult, str | None]:
@@ -106,32 +98,26 @@ async def check_sentinels(site: Site) -> tuple[CheckResult, str | None]:
 
 
 async def check_haproxy(site: Site, master_ip: str | None) -> list[CheckResult]:
-    want = [layout.hostname_of(site, master_ip)] if master_ip else None
+    master = layout.hostname_of(site, master_ip) if master_ip else None
     results = []
-    for server in site.with_role("haproxy"):
-        name = f"HAProxy {server.hostname}: one UP server, the master"
-        try:
-            states = await client.haproxy_servers(str(server.private_ip), layout.stats_port(site))
-        except OSError as exc:
-            results.append(CheckResult(name, False, _error(exc)))
-            continue
-        up = [s.name for s in states if s.up]
-        ok = want is not None and up == want
-        results.append(CheckResult(name, ok, f"UP: {', '.join(up) or 'none'}"))
+    for host, up in (await state.haproxy_up(site)).items():
+        problems = one_up_problems({host: up}, master)
+        results.append(CheckResult(f"HAProxy {host}: one UP server, the master", not problems,
+                                   "; ".join(problems) if problems else f"UP: {', '.join(up)}"))
     return results
 
 
 async def check_persistence(site: Site) -> CheckResult:
     name = "AOF on and min-replicas-to-write in force on every node"
     password = site.secret("redis", "REDIS_PASSWORD")
-    want = str(site.config.tuning.sentinel.min_replicas_to_write)
+    want = str(site.settings(SentinelTuning).min_replicas_to_write)
     problems = []
     for server in layout.redis_servers(site):
         conn = client.async_client(str(server.private_ip), layout.REDIS_PORT, password)
         try:
             config = await conn.config_get("appendonly") | await conn.config_get("min-replicas-to-write")
         except (redis.RedisError, OSError) as exc:
-            problems.append(f"{server.hostname}: {_error(exc)}")
+            problems.append(f"{server.hostname}: {describe(exc)}")
             continue
         finally:
             await conn.aclose()

@@ -1,4 +1,4 @@
-"""Short-lived redis-py clients with their own timeouts and no retries, and HAProxy's stats.
+"""Short-lived redis-py clients with their own timeouts and no retries.
 
 redis-py retries 3 times by default: failures would show as seconds of latency instead of
 errors. Every client here fails fast so checks, gates and drills see what really happens.
@@ -7,17 +7,13 @@ errors. Every client here fails fast so checks, gates and drills see what really
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import urllib.request
-from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from keybuzz.modules.redis import layout, lb
+from keybuzz.modules.redis import layout
 
 
 def sync_client(host: str, port: int, password: str, timeout: float = 1.0) -> redis.Redis:
@@ -79,29 +75,3 @@ def majority(views: dict[str, str | None]) -> str | None:
             counts[answer] = counts.get(answer, 0) + 1
     best = max(counts.items(), key=lambda item: item[1], default=(None, 0))
     return best[0] if best[1] > len(views) // 2 else None
-
-
-@dataclass(frozen=True)
-class ServerState:
-    name: str
-    status: str  # UP, DOWN, "UP 1/2" (going down), "DOWN 1/2" (going up), MAINT, no check
-
-    @property
-    def up(self) -> bool:
-        return self.status.startswith("UP")
-
-
-def parse_stats_csv(text: str, backend: str = lb.BACKEND) -> list[ServerState]:
-    """The servers of one backend from HAProxy's `;csv` stats export."""
-    rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
-    return [ServerState(row["svname"], row["status"]) for row in rows
-            if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND")]
-
-
-def fetch_stats(haproxy_ip: str, port: int, timeout: float = 2.0) -> list[ServerState]:
-    with urllib.request.urlopen(f"http://{haproxy_ip}:{port}/stats;csv", timeout=timeout) as response:
-        return parse_stats_csv(response.read().decode())
-
-
-async def haproxy_servers(haproxy_ip: str, port: int) -> list[ServerState]:
-    return await asyncio.to_thread(fetch_stats, haproxy_ip, port)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 
 from keybuzz.modules.redis import layout
+from keybuzz.modules.redis.settings import SentinelTuning
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
@@ -18,7 +19,7 @@ def redis_conf(site: Site, server: Server) -> str:
     """Static settings of one node. The role (replicaof) is not here: the boot guard decides it
     at every start from the Sentinels' view, and Sentinel rewrites it while the node runs."""
     ip = server.private_ip
-    sentinel = site.config.tuning.sentinel
+    sentinel = site.settings(SentinelTuning)
     lines = [
         f"# Rendered by keybuzz for {server.hostname}: edits are overwritten on the next install.",
         "# requirepass/masterauth and replicaof are added at start by keybuzz-redis.sh.",
@@ -52,7 +53,7 @@ def sentinel_conf(site: Site, server: Server) -> str:
     """Sentinel's first configuration. Sentinel owns the file after its first start (it writes
     its state there); keybuzz-redis.sh copies this template only when that state is absent."""
     ip = server.private_ip
-    tuning = site.config.tuning.sentinel
+    tuning = site.settings(SentinelTuning)
     name = layout.MASTER_NAME
     master = layout.initial_master(site).private_ip
     lines = [

@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import redis
 
+from keybuzz.contract import DeployContext
+from keybuzz.contract.rolling import roll
 from keybuzz.errors import OperationFailed
-from keybuzz.modules.base import DeployContext
-from keybuzz.modules.common import will_recreate
+from keybuzz.haproxy import one_up_problems
 from keybuzz.modules.redis import client, layout, state
-from keybuzz.render import HostPlan, Plans
+from keybuzz.modules.redis.settings import SentinelTuning
+from keybuzz.poll import NotYet
+from keybuzz.render import Plans
 
 NODE_TIMEOUT_S = 60
 SENTINEL_TIMEOUT_S = 60
 HAPROXY_TIMEOUT_S = 60
 SWITCHOVER_PAUSE_MS = 10000  # writes on the old master stay paused until it restarts
-
-
-def only_containers(plan: HostPlan, *names: str) -> HostPlan:
-    """The host's directories and files with only the named containers."""
-    return HostPlan(plan.hostname, list(plan.directories), list(plan.files),
-                    [c for c in plan.containers if c.name in names])
 
 
 class RedisDeploy:
@@ -40,7 +37,7 @@ class RedisDeploy:
 
     async def run(self) -> None:
         ctx = self.ctx
-        servers_only = {h: only_containers(self.plans[h], layout.SERVER_CONTAINER) for h in self.nodes}
+        servers_only = {h: self.plans[h].with_containers(layout.SERVER_CONTAINER) for h in self.nodes}
         current = await self._current_master()
         if current is None:
             # No master running: a new cluster (redis-01 rendered as master, the others replicas of
@@ -48,39 +45,34 @@ class RedisDeploy:
             # role and the Sentinels, from their kept state, demote a node that wrongly claims to be
             # master (e.g. stopped before Sentinel reconfigured it). Servers and Sentinels together.
             async with ctx.phase("redis-server and Sentinel on every node (no master running)"):
-                await ctx.converge(self.nodes, {h: self.plans[h] for h in self.nodes})
+                await ctx.converge(self.nodes, self.plans)
                 await ctx.wait_for("one master, replicas linked", self._replication_ok,
                                    timeout=NODE_TIMEOUT_S + SENTINEL_TIMEOUT_S)
         else:
-            others = [h for h in self.nodes if h != current]
             # One replica at a time: with min-replicas-to-write 1 the master refuses writes
-            # (NOREPLICAS) while no replica is connected.
-            for replica in others:
-                async with ctx.phase(f"redis-server on {replica} (replica)"):
-                    await ctx.converge([replica], servers_only)
-                    await ctx.wait_for("replicas linked to the master", self._replication_ok,
-                                       timeout=NODE_TIMEOUT_S)
-            if not ctx.dry_run and await will_recreate(ctx, current, self.plans[current], layout.SERVER_CONTAINER):
-                async with ctx.phase(f"switch the master away from {current} before restarting it"):
-                    await self._switchover(current)
-            async with ctx.phase(f"redis-server on {current} (the master before this run, last)"):
-                await ctx.converge([current], servers_only)
-                await ctx.wait_for("one master, replicas linked", self._replication_ok, timeout=NODE_TIMEOUT_S)
-        async with ctx.phase("Sentinels"):
-            agreed = "all Sentinels agree on the master and see every replica and Sentinel"
-            # A new cluster starts its Sentinels together; an existing one restarts them one at a time,
-            # since HAProxy lets clients reach the master only while a majority of them names it.
-            for batch in ([[h] for h in self.nodes] if current is not None else [self.nodes]):
-                if await ctx.converge(batch, {h: self.plans[h] for h in batch}):
-                    await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
+            # (NOREPLICAS) while no replica is connected. The master last, handed over first
+            # when its container must be recreated.
+            await roll(ctx, self.nodes, servers_only, primary=current, container=layout.SERVER_CONTAINER,
+                       hand_over=self._switchover, settled=lambda host: self._replication_ok(), gate_unchanged=True,
+                       what=lambda host: "one master, replicas linked", timeout=NODE_TIMEOUT_S,
+                       label="redis-server on")
+        agreed = "all Sentinels agree on the master and see every replica and Sentinel"
+        if current is None:
+            async with ctx.phase("Sentinels"):
+                await ctx.converge(self.nodes, self.plans)
+                await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
+        else:
+            # An existing cluster restarts its Sentinels one at a time: HAProxy lets clients reach
+            # the master only while a majority of them names it.
+            await roll(ctx, self.nodes, self.plans, settled=lambda host: self._sentinels_ok(),
+                       what=lambda host: agreed, timeout=SENTINEL_TIMEOUT_S, label="Sentinel on")
+        async with ctx.phase("Sentinel settings (SENTINEL SET)"):
             await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
             await self._apply_sentinel_tuning()
         # One HAProxy at a time: the load balancer keeps the other one while this one restarts.
-        for lb_host in self.lbs:
-            async with ctx.phase(f"HAProxy on {lb_host}"):
-                await ctx.converge([lb_host], {lb_host: self.plans[lb_host]})
-                await ctx.wait_for(f"exactly one UP server, the master, in {lb_host}",
-                                   lambda host=lb_host: self._haproxy_ok(host), timeout=HAPROXY_TIMEOUT_S)
+        await roll(ctx, self.lbs, self.plans, settled=self._haproxy_ok, gate_unchanged=True,
+                   what=lambda host: f"exactly one UP server, the master, in {host}", timeout=HAPROXY_TIMEOUT_S,
+                   label="HAProxy on")
         if self.lbs and layout.vip(self.site):
             async with ctx.phase("through the load balancer"):
                 await ctx.wait_for("the master reached through the load balancer VIP", self._vip_ok,
@@ -131,7 +123,10 @@ class RedisDeploy:
                                     timeout=SWITCHOVER_PAUSE_MS / 1000, interval=0.2)
 
     async def _not_up_anywhere(self, hostname: str) -> bool:
-        return all(hostname not in up for up in (await state.haproxy_up(self.site)).values())
+        for lb_host, up in (await state.haproxy_up(self.site)).items():
+            if isinstance(up, str) or hostname in up:
+                raise NotYet(f"{lb_host}: {up if isinstance(up, str) else f'{hostname} still UP'}")
+        return True
 
     async def _caught_up(self, master_ip: str) -> bool:
         """Every replica acknowledged the master's whole replication stream."""
@@ -151,18 +146,24 @@ class RedisDeploy:
         return node.reachable and node.role == "master"
 
     async def _replication_ok(self) -> bool:
-        states = await state.nodes(self.site)
-        return not state.replication_problems(states)
+        problems = state.replication_problems(await state.nodes(self.site))
+        if problems:
+            raise NotYet("; ".join(problems))
+        return True
 
     async def _sentinels_ok(self) -> bool:
-        masters = [n.ip for n in await state.nodes(self.site) if n.reachable and n.role == "master"]
+        masters = [n.hostname for n in await state.nodes(self.site) if n.reachable and n.role == "master"]
         if len(masters) != 1:
-            return False
-        return not state.sentinel_problems(self.site, await state.sentinels(self.site), masters[0])
+            raise NotYet(f"{len(masters)} nodes say role:master ({', '.join(masters) or 'none'})")
+        problems = state.sentinel_problems(self.site, await state.sentinels(self.site),
+                                           str(self.site.server(masters[0]).private_ip))
+        if problems:
+            raise NotYet("; ".join(problems))
+        return True
 
     async def _apply_sentinel_tuning(self) -> None:
         """sentinel.conf is Sentinel's own: a changed down-after/failover-timeout is applied live."""
-        tuning = self.site.config.tuning.sentinel
+        tuning = self.site.settings(SentinelTuning)
         wanted = {"down-after-milliseconds": tuning.down_after_ms, "failover-timeout": tuning.failover_timeout_ms}
         password = self.site.secret("redis", "REDIS_SENTINEL_PASSWORD")
         for server in layout.redis_servers(self.site):
@@ -184,19 +185,17 @@ class RedisDeploy:
 
     async def _haproxy_ok(self, hostname: str) -> bool:
         master = await state.sentinels_master(self.site)
-        if master is None:
-            return False
-        want = [layout.hostname_of(self.site, master)]
-        return all(up == want for up in (await state.haproxy_up(self.site, hostname)).values())
+        problems = one_up_problems(await state.haproxy_up(self.site, hostname),
+                                   layout.hostname_of(self.site, master) if master else None)
+        if problems:
+            raise NotYet("; ".join(problems))
+        return True
 
     async def _vip_ok(self) -> bool:
-        vip = layout.vip(self.site)
-        password = self.site.secret("redis", "REDIS_PASSWORD")
-        try:
-            info = await client.info(str(vip), password)
-        except (redis.RedisError, OSError):
-            return False
-        return info.get("role") == "master"
+        info = await client.info(str(layout.vip(self.site)), self.site.secret("redis", "REDIS_PASSWORD"))
+        if info.get("role") != "master":
+            raise NotYet(f"the VIP reached a node with role {info.get('role')}")
+        return True
 
 
 async def deploy(ctx: DeployContext, plans: Plans) -> None:

@@ -1,4 +1,4 @@
-"""Failover drills of the Redis module (the Drillable protocol of keybuzz.drills.contract).
+"""Failover drills of the Redis module (its drill hooks of keybuzz.contract.Module).
 
 Every round writes through the load balancer VIP (RPUSH of an id every 100 ms, 0.5 s timeouts,
 no client retries), hits the current master with the scenario's fault, and samples every
@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 
-from keybuzz.drills.contract import DrillContext
-from keybuzz.drills.runner import RoundPlan
+from keybuzz.contract import DrillContext, RoundPlan
+from keybuzz.haproxy import one_up_problems
 from keybuzz.modules.redis import layout, state
 from keybuzz.modules.redis.probe import RedisWriterProbe
+from keybuzz.modules.redis.settings import SentinelTuning
+from keybuzz.poll import NotYet, wait_until
 from keybuzz.site import Site
 
 SCENARIOS: dict[str, str] = {
@@ -37,20 +38,6 @@ FAILOVER_TIMEOUT_S = 60.0
 REJOIN_TIMEOUT_S = 90.0
 HEALTHY_TIMEOUT_S = 90.0
 SAMPLE_INTERVAL_S = 0.2
-
-
-async def poll(what: str, condition: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.2) -> float:
-    """Seconds until condition() is true; TimeoutError naming `what` otherwise."""
-    started = time.monotonic()
-    while True:
-        try:
-            if await condition():
-                return time.monotonic() - started
-        except Exception:  # an unreachable node is "not yet"
-            pass
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{what} not reached within {timeout:g} s")
-        await asyncio.sleep(interval)
 
 
 class HaproxySampler:
@@ -75,14 +62,13 @@ class HaproxySampler:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                up = await state.haproxy_up(self.site)
-            except Exception:  # a restarting HAProxy answers anything: count it, keep sampling
-                self.failed_samples += 1
-            else:
+            answered = [names for names in (await state.haproxy_up(self.site)).values() if isinstance(names, list)]
+            if answered:  # a restarting HAProxy does not answer: counted, sampling goes on
                 self.samples += 1
-                self.max_up_nodes = max(self.max_up_nodes, len({n for names in up.values() for n in names}))
-                self.max_up_per_haproxy = max(self.max_up_per_haproxy, *(len(n) for n in up.values()), 0)
+                self.max_up_nodes = max(self.max_up_nodes, len({n for names in answered for n in names}))
+                self.max_up_per_haproxy = max(self.max_up_per_haproxy, *(len(n) for n in answered))
+            if len(answered) < len(self.site.with_role("haproxy")):
+                self.failed_samples += 1
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
     def details(self) -> dict[str, object]:
@@ -98,27 +84,29 @@ async def master_hostname(site: Site) -> str | None:
 async def is_replica_of_master(site: Site, hostname: str) -> bool:
     master_ip = await state.sentinels_master(site)
     node = await state.node_state(site, hostname, str(site.server(hostname).private_ip))
-    return bool(master_ip) and node.role == "slave" and node.link_up and node.master_ip == master_ip
+    if not (master_ip and node.role == "slave" and node.link_up and node.master_ip == master_ip):
+        raise NotYet(f"{hostname}: role {node.role or node.error or '-'}, master {node.master_ip or '-'}, "
+                     f"link {'up' if node.link_up else 'down'}; the Sentinels name {master_ip or 'no master'}")
+    return True
 
 
 async def cluster_healthy(site: Site) -> bool:
     master_ip = await state.sentinels_master(site)
-    if master_ip is None or state.replication_problems(await state.nodes(site)):
-        return False
-    if state.sentinel_problems(site, await state.sentinels(site), master_ip):
-        return False
-    want = [layout.hostname_of(site, master_ip)]
-    return all(up == want for up in (await state.haproxy_up(site)).values())
+    if master_ip is None:
+        raise NotYet("no master named by a majority of Sentinels")
+    problems = state.replication_problems(await state.nodes(site))
+    problems += state.sentinel_problems(site, await state.sentinels(site), master_ip)
+    problems += one_up_problems(await state.haproxy_up(site), layout.hostname_of(site, master_ip))
+    if problems:
+        raise NotYet("; ".join(problems))
+    return True
 
 
 class RedisDrills:
-    """Mixed into RedisModule."""
-
-    def drill_scenarios(self) -> dict[str, str]:
-        return dict(SCENARIOS)
+    """Mixed into RedisModule: its drill hooks."""
 
     def drill_settings(self, dctx: DrillContext) -> dict[str, object]:
-        tuning = dctx.ctx.site.config.tuning.sentinel
+        tuning = dctx.ctx.site.settings(SentinelTuning)
         return {"down_after_ms": tuning.down_after_ms, "failover_timeout_ms": tuning.failover_timeout_ms,
                 "min_replicas_to_write": tuning.min_replicas_to_write,
                 "min_replicas_max_lag_s": tuning.min_replicas_max_lag_s, "quorum": layout.quorum(dctx.ctx.site),
@@ -129,7 +117,8 @@ class RedisDrills:
         site = dctx.ctx.site
         if layout.vip(site) is None:
             raise ValueError("no load balancer lists port 6379: the drill writes through the VIP")
-        await poll("a healthy Redis cluster", lambda: cluster_healthy(site), HEALTHY_TIMEOUT_S)
+        await wait_until("a healthy Redis cluster", lambda: cluster_healthy(site), timeout=HEALTHY_TIMEOUT_S,
+                         interval=0.2, module=layout.MODULE)
 
     async def finish_drill(self, dctx: DrillContext) -> None:
         """Nothing to put back: prepare_drill only waits for a healthy cluster."""
@@ -141,7 +130,8 @@ class RedisDrills:
             raise ValueError(f"scenario {scenario} needs a fault among {', '.join(FAULT_KINDS[scenario])}; "
                              f"these servers offer {', '.join(dctx.faults.kinds)}")
         kind = kinds[0]
-        await poll("a healthy Redis cluster", lambda: cluster_healthy(site), HEALTHY_TIMEOUT_S)
+        await wait_until("a healthy Redis cluster", lambda: cluster_healthy(site), timeout=HEALTHY_TIMEOUT_S,
+                         interval=0.2, module=layout.MODULE)
         target = await master_hostname(site)
         if target is None:
             raise ValueError("no master named by a majority of Sentinels")
@@ -155,15 +145,17 @@ class RedisDrills:
             """Seconds from the boot (or heal) order to a connected replica of the new master."""
             started = time.monotonic()
             await dctx.faults.restore(kind, target)
-            await poll(f"{target} back as a connected replica of the new master",
-                       lambda: is_replica_of_master(site, target), REJOIN_TIMEOUT_S)
+            await wait_until(f"{target} back as a connected replica of the new master",
+                             lambda: is_replica_of_master(site, target), timeout=REJOIN_TIMEOUT_S, interval=0.2,
+                             where=target, module=layout.MODULE)
             rejoin["s"] = time.monotonic() - started
 
         async def inject() -> None:
             sampler.start()
             await dctx.faults.inject(kind, target)
             if scenario == "reboot-old-master":
-                await poll("a new master UP in HAProxy", lambda: _failed_over(site, target), FAILOVER_TIMEOUT_S)
+                await wait_until("a new master UP in every HAProxy", lambda: _failed_over(site, target),
+                                 timeout=FAILOVER_TIMEOUT_S, interval=0.2, module=layout.MODULE)
                 await restore_and_rejoin()  # while the probe keeps writing
 
         async def recover() -> float | None:
@@ -184,5 +176,8 @@ class RedisDrills:
 async def _failed_over(site: Site, old: str) -> bool:
     master = await master_hostname(site)
     if master is None or master == old:
-        return False
-    return all(up == [master] for up in (await state.haproxy_up(site)).values())
+        raise NotYet(f"the Sentinels name {master or 'no master'}")
+    problems = one_up_problems(await state.haproxy_up(site), master)
+    if problems:
+        raise NotYet("; ".join(problems))
+    return True

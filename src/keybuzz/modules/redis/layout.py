@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keybuzz.haproxy import stats_port as haproxy_stats_port
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
@@ -16,9 +17,7 @@ HAPROXY_CONTAINER = "haproxy-redis"
 
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
-# Two HAProxy containers share each haproxy server (network host): postgres keeps the site's
-# stats port, this module takes the next one.
-STATS_PORT_OFFSET = 1
+HAPROXY_SLOT = 1  # this module's HAProxy stats port: the site's haproxy.stats_port + 1
 # Loopback ports of the per-node "gate" frontends inside haproxy-redis (see lb.py).
 GATE_PORT_BASE = 16380
 
@@ -80,7 +79,7 @@ def quorum(site: Site) -> int:
 
 
 def stats_port(site: Site) -> int:
-    return site.config.haproxy.stats_port + STATS_PORT_OFFSET
+    return haproxy_stats_port(site.config.haproxy.stats_port, HAPROXY_SLOT)
 
 
 def vip(site: Site) -> str | None:

@@ -18,7 +18,7 @@ haproxy.cfg holds no secret. This replaces the seed's redis-update-master.sh cro
 
 from __future__ import annotations
 
-from keybuzz.haproxy import Section, render_config
+from keybuzz.haproxy import Section, one_up_rule, render_config
 from keybuzz.modules.redis import layout
 from keybuzz.site import Site
 
@@ -46,9 +46,7 @@ def haproxy_sections(site: Site) -> list[Section]:
     quorum = layout.quorum(site)
     frontend = Section("frontend", FRONTEND, (
         f"bind 0.0.0.0:{layout.REDIS_PORT}",
-        # A (re)started HAProxy counts every server UP until its first check: clients are refused,
-        # never sent to a replica, unless exactly one server (the master) is UP.
-        f"tcp-request connection reject unless {{ nbsrv({BACKEND}) eq 1 }}",
+        one_up_rule(BACKEND),
         f"default_backend {BACKEND}",
     ))
     master = Section("backend", BACKEND, (

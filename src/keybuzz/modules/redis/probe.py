@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from keybuzz.drills.probe import WriterProbe
+from keybuzz.contract import WriterProbe
 from keybuzz.modules.redis.client import sync_client
 
 

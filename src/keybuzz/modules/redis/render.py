@@ -7,7 +7,7 @@ from dataclasses import replace
 from keybuzz import haproxy
 from keybuzz.containers import ContainerSpec, Mount
 from keybuzz.modules.redis import bootguard, conf, layout, lb
-from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
+from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans, merge_plans
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
@@ -70,15 +70,5 @@ def _haproxy_host(site: Site, server: Server) -> HostPlan:
 
 
 def render(site: Site) -> Plans:
-    plans: Plans = {}
-    for server in layout.redis_servers(site):
-        plans[server.hostname] = _redis_host(site, server)
-    for server in site.with_role("haproxy"):
-        plan = _haproxy_host(site, server)
-        existing = plans.setdefault(server.hostname, HostPlan(server.hostname))
-        # A server with both roles gets each directory and file once (the same env file).
-        existing.directories.extend(d for d in plan.directories if d not in existing.directories)
-        known = {f.path for f in existing.files}
-        existing.files.extend(f for f in plan.files if f.path not in known)
-        existing.containers.extend(plan.containers)
-    return plans
+    return merge_plans({s.hostname: _redis_host(site, s) for s in layout.redis_servers(site)},
+                       {s.hostname: _haproxy_host(site, s) for s in site.with_role("haproxy")})

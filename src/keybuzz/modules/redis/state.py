@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import redis
 
-from keybuzz.modules.redis import client, layout
+from keybuzz import haproxy
+from keybuzz.modules.redis import client, layout, lb
+from keybuzz.poll import describe
 from keybuzz.site import Site
 
 
@@ -45,7 +47,7 @@ async def node_state(site: Site, hostname: str, ip: str) -> NodeState:
     try:
         info = await client.info(ip, password)
     except (redis.RedisError, OSError) as exc:
-        return NodeState(hostname, ip, False, error=f"{type(exc).__name__}: {exc}")
+        return NodeState(hostname, ip, False, error=describe(exc))
     role = str(info.get("role", ""))
     return NodeState(hostname, ip, True, role=role, master_ip=str(info.get("master_host", "")),
                      link_up=info.get("master_link_status") == "up", replicas=int(info.get("connected_slaves", 0)))
@@ -56,7 +58,7 @@ async def sentinel_state(site: Site, hostname: str, ip: str) -> SentinelState:
     try:
         master = await client.sentinel_master(ip, sentinel_password)
     except (redis.RedisError, OSError) as exc:
-        return SentinelState(hostname, ip, False, error=f"{type(exc).__name__}: {exc}")
+        return SentinelState(hostname, ip, False, error=describe(exc))
     return SentinelState(hostname, ip, True, master_ip=str(master.get("ip", "")), flags=str(master.get("flags", "")),
                          replicas=int(master.get("num-slaves", 0)),
                          sentinels=int(master.get("num-other-sentinels", 0)) + 1)
@@ -112,10 +114,7 @@ def sentinel_problems(site: Site, views: list[SentinelState], master_ip: str | N
     return problems
 
 
-async def haproxy_up(site: Site, only: str | None = None) -> dict[str, list[str]]:
-    """Per haproxy server (or just `only`): the servers UP in backend redis (raises when its
-    stats do not answer)."""
-    port = layout.stats_port(site)
-    hosts = [h for h in site.with_role("haproxy") if only in (None, h.hostname)]
-    results = await asyncio.gather(*(client.haproxy_servers(str(h.private_ip), port) for h in hosts))
-    return {h.hostname: [s.name for s in states if s.up] for h, states in zip(hosts, results, strict=True)}
+async def haproxy_up(site: Site, only: str | None = None) -> dict[str, list[str] | str]:
+    """Per haproxy server (or just `only`): the servers UP in backend redis, or why its stats did not answer."""
+    hosts = {h.hostname: str(h.private_ip) for h in site.with_role("haproxy") if only in (None, h.hostname)}
+    return await haproxy.up_by_haproxy(hosts, layout.stats_port(site), lb.BACKEND)

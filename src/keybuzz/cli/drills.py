@@ -7,42 +7,44 @@ from typing import Annotated
 
 import typer
 
-from keybuzz.cli_options import DEFAULT_SITE, SiteOption
+from keybuzz.cli.options import DEFAULT_SITE, SiteOption
+from keybuzz.cli.output import console, err_console, load, print_json
 
 
 def failover(
-    module: Annotated[str, typer.Argument(help="Module name or number (postgres, redis, ...).")],
+    module: Annotated[str, typer.Argument(help="Module name or number (`keybuzz inventory` lists them).")],
     scenario: Annotated[str, typer.Option("--scenario", help="Fault to inject; `--scenario list` lists them.")],
     site: SiteOption = DEFAULT_SITE,
     rounds: Annotated[int, typer.Option("--rounds", min=1, max=50, help="Rounds to measure.")] = 1,
-    sync: Annotated[bool, typer.Option("--sync", help="PostgreSQL: synchronous mode during the drill.")] = False,
+    sync: Annotated[bool, typer.Option("--sync", help="Synchronous replication during the drill (modules that "
+                                                      "have it); the site's setting is put back after.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
 ) -> None:
     """Inject a fault on the module's primary while writing through the load balancer, and measure."""
-    from keybuzz.cli import console, err_console, load, print_json
-    from keybuzz.drills.faults import faults_for
     from keybuzz.drills.runner import DrillAborted
-    from keybuzz.drills.session import NotDrillable, as_drillable, run_drill
+    from keybuzz.drills.session import NotDrillable, check_drillable, run_drill
     from keybuzz.engine import Engine
+    from keybuzz.engine.faults import ContainerFaults
     from keybuzz.errors import OperationFailed
-    from keybuzz.modules import module_by_name
+    from keybuzz.lab.faults import LabFaults, lab_of_site
+    from keybuzz.registry import module_by_name
     from keybuzz.secrets import redact
 
     try:
-        chosen = module_by_name(module)
-        drillable = as_drillable(chosen)
+        chosen = check_drillable(module_by_name(module))
     except (KeyError, NotDrillable) as exc:
         err_console.print(str(exc.args[0]), markup=False)
         raise typer.Exit(2) from None
     if scenario == "list":
-        for name, description in drillable.drill_scenarios().items():
+        for name, description in chosen.scenarios.items():
             console.print(f"{name}: {description}", markup=False)
         return
     loaded = load(site)
 
     async def drill():
         async with Engine(loaded, console=console) as engine:
-            faults = faults_for(loaded.root, engine, chosen.name, loaded.config.container_cli)
+            lab = lab_of_site(loaded.root)  # a lab site drills through the lab, real servers through the CLI
+            faults = LabFaults(lab.dir) if lab else ContainerFaults(engine, chosen.name)
             return await run_drill(chosen, engine, faults, scenario, rounds, {"sync": True} if sync else {},
                                    on_round=lambda r: console.print(
                                        f"round {r.round}: outage {r.outage_s:.2f} s, lost {r.lost}/{r.acked}"))

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from keybuzz.cli_options import JsonOption
+from keybuzz.cli.options import JsonOption
+from keybuzz.cli.output import console, err_console
 from keybuzz.lab.errors import LabError
 from keybuzz.lab.images import BuildReport, ImageStore
 from keybuzz.lab.lab import DEFAULT_DIR, Lab
@@ -22,8 +22,6 @@ from keybuzz.lab.topology import DEFAULT_SUBNET, parse_subnet
 
 lab_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                       help="The local lab: many servers on this machine (namespaces, SSH, podman). Needs root.")
-console = Console()
-err_console = Console(stderr=True)
 
 DirOption = Annotated[Path, typer.Option("--dir", "-d", envvar="KEYBUZZ_LAB_DIR",
                                          help="Lab folder (state, host files, site/). Not under /etc /opt /var.")]

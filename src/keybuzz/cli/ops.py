@@ -8,38 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from keybuzz.cli_options import DEFAULT_SITE, JsonOption, SiteOption
+from keybuzz.cli.options import DEFAULT_SITE, JsonOption, SiteOption
+from keybuzz.cli.output import console, fail, load, print_json, report_failure
 from keybuzz.errors import OperationFailed
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    from keybuzz.cli import err_console
-
-    err_console.print(message, markup=False, highlight=False)
-    return typer.Exit(code)
-
-
-def _report_failure(exc: OperationFailed) -> None:
-    from rich.markup import escape
-
-    from keybuzz.cli import err_console
-    from keybuzz.logs import get_logger
-    from keybuzz.secrets import redact
-
-    where = ", ".join(f"{label} {value}" for label, value in
-                      (("module", exc.module), ("host", exc.host), ("step", exc.step)) if value)
-    get_logger("engine").error("result=stopped %s error=%s resume=%s", where, exc, exc.resume)
-    err_console.print(f"[bold red]FAILED[/bold red] ({escape(redact(where))})", highlight=False)
-    err_console.print(redact(str(exc)), markup=False, highlight=False)
-    if exc.resume:
-        err_console.print(f"Fix the cause, then resume with:\n  {exc.resume}", markup=False, highlight=False)
 
 
 def _results_table(title: str, results: list) -> Table:
     table = Table(title=title)
     for column in ("module", "status", "changes", "restarts", "duration"):
         table.add_column(column)
-    style = {"failed": "red", "not implemented yet": "yellow"}
+    style = {"failed": "red", "not in this version": "yellow"}
     for r in results:
         table.add_row(f"{r.number} {r.name}", r.status, str(r.changes), str(r.restarts), f"{r.duration:.1f} s",
                       style=style.get(r.status, ""))
@@ -60,20 +38,19 @@ def install(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every action, not only changes.")] = False,
 ) -> None:
     """Install the landed modules in the seed's order, each validated before the next."""
-    from keybuzz.cli import console, load
     from keybuzz.engine import Engine, InstallFailed, install_modules, select_modules
-    from keybuzz.modules import MODULES
+    from keybuzz.registry import MODULES
 
     if clean and skip_cleanup:
-        raise _fail("--clean and --skip-cleanup contradict each other; pick one")
+        raise fail("--clean and --skip-cleanup contradict each other; pick one")
     if clean and not yes and not dry_run:
-        raise _fail("--clean removes the containers and files of every selected module before installing; "
+        raise fail("--clean removes the containers and files of every selected module before installing; "
                     "add --yes to confirm (data folders are kept)")
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     try:
         modules = select_modules(MODULES, start_from=start_from_module, only=names)
     except KeyError as exc:
-        raise _fail(str(exc.args[0])) from None
+        raise fail(str(exc.args[0])) from None
     loaded = load(site)
 
     async def run() -> list:
@@ -89,10 +66,10 @@ def install(
         asyncio.run(run())
     except InstallFailed as exc:
         console.print(_results_table(f"install {site}", exc.results))
-        _report_failure(exc)
+        report_failure(exc)
         raise typer.Exit(1) from None
     except OperationFailed as exc:
-        _report_failure(exc)
+        report_failure(exc)
         raise typer.Exit(1) from None
 
 
@@ -102,16 +79,15 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Run the modules' checks against the running platform; exit 1 if any fails."""
-    from keybuzz.cli import console, load, print_json
+    from keybuzz.contract import CheckResult
     from keybuzz.engine import Engine, validate_module
-    from keybuzz.modules import MODULES, module_by_name
-    from keybuzz.modules.base import CheckResult
+    from keybuzz.registry import MODULES, module_by_name
     from keybuzz.secrets import redact
 
     try:
         modules = [module_by_name(module)] if module else list(MODULES)
     except KeyError as exc:
-        raise _fail(str(exc.args[0])) from None
+        raise fail(str(exc.args[0])) from None
     loaded = load(site)
     report: list[dict] = []
 
@@ -121,7 +97,7 @@ def validate(
                 entry: dict = {"module": mod.name, "number": mod.number, "checks": []}
                 report.append(entry)
                 if not mod.implemented:
-                    entry["status"] = "not implemented yet"
+                    entry["status"] = "not in this version"
                     continue
                 if not mod.hosts(loaded):
                     entry["status"] = "no servers"
@@ -166,23 +142,22 @@ def cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
 ) -> None:
     """Remove a module's containers and files; data folders only with --purge-data."""
-    from keybuzz.cli import console, load
     from keybuzz.engine import Engine, cleanup_module
-    from keybuzz.modules import module_by_name
+    from keybuzz.registry import module_by_name
 
     try:
         chosen = module_by_name(module)
     except KeyError as exc:
-        raise _fail(str(exc.args[0])) from None
+        raise fail(str(exc.args[0])) from None
     if not chosen.implemented:
-        raise _fail(f"module {chosen.number} {chosen.name} is not implemented yet: nothing to clean up")
+        raise fail(f"module {chosen.number} {chosen.name} is not in this version of keybuzz: nothing to clean up")
     if not yes and not dry_run:
-        raise _fail(f"cleanup removes the containers and files of {chosen.name} on every host; add --yes to confirm")
+        raise fail(f"cleanup removes the containers and files of {chosen.name} on every host; add --yes to confirm")
     if purge_data and not dry_run:
         typed = confirm if confirm is not None else typer.prompt(
             f"--purge-data deletes the data of {chosen.name} for good. Type the module name to confirm")
         if typed.strip() != chosen.name:
-            raise _fail(f"confirmation {typed!r} does not match {chosen.name!r}; nothing was changed")
+            raise fail(f"confirmation {typed!r} does not match {chosen.name!r}; nothing was changed")
     loaded = load(site)
 
     async def run() -> None:
@@ -193,7 +168,7 @@ def cleanup(
     try:
         asyncio.run(run())
     except OperationFailed as exc:
-        _report_failure(exc)
+        report_failure(exc)
         raise typer.Exit(1) from None
 
 

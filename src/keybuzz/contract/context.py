@@ -1,0 +1,74 @@
+"""What a module's deploy, checks, cleanup and drills run against: the engine, seen as protocols.
+
+A module's deploy is a sequence of health-gated phases written as plain async code:
+
+    async with ctx.phase("start first node"):
+        await ctx.converge([first], plans)
+        await ctx.wait_for("leader elected", lambda: self._has_leader(ctx), timeout=60)
+
+The engine (keybuzz.engine) implements DeployContext identically for the lab and for real
+servers; in dry-run, converge prints diffs and changes nothing, and gates are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from keybuzz.containers import ContainerCli
+from keybuzz.remote.ssh import RunResult
+from keybuzz.render import Plans
+from keybuzz.site import Site
+
+
+class HostHandle(Protocol):
+    """One remote host as modules see it."""
+
+    hostname: str
+    address: str
+
+    async def run(self, argv: Sequence[str], *, check: bool = True, timeout: float | None = None,
+                  stdin: str | None = None) -> RunResult: ...
+
+    async def container_exec(self, container: str, argv: Sequence[str], *, check: bool = True,
+                             timeout: float | None = None, user: str | None = None) -> RunResult: ...
+
+
+class DeployContext(Protocol):
+    site: Site
+    dry_run: bool
+    cli: ContainerCli  # argv builders for the site's container CLI
+
+    def host(self, hostname: str) -> HostHandle: ...
+
+    def phase(self, name: str) -> AbstractAsyncContextManager[None]: ...
+
+    async def converge(self, hostnames: Sequence[str], plans: Plans) -> int:
+        """Apply the plans of these hosts in parallel; returns the number of changes."""
+        ...
+
+    async def wait_for(self, what: str, probe: Callable[[], Awaitable[object]], *, timeout: float,
+                       interval: float = 1.0, where: str = "") -> None:
+        """Health gate (keybuzz.poll.wait_until): the timeout names `what`, `where` and the last reason."""
+        ...
+
+    def changed(self, hostname: str, what: str) -> None:
+        """Count and log a change the module made itself (an API call, SQL, ...): re-runs report it."""
+        ...
+
+    def note(self, message: str) -> None:
+        """A line for install.log and the screen (never pass a secret)."""
+        ...
+
+    async def remove(self, hostnames: Sequence[str], plans: Plans, *, purge_data: bool) -> int:
+        """Remove these hosts' containers and files (data folders only with purge_data); returns changes."""
+        ...
+
+    async def ensure_line(self, hostname: str, path: str, line: str, *, match: str | None = None) -> int:
+        """`line` present once in `path` (replacing lines matching regex `match`); returns changes."""
+        ...
+
+    async def sysctl(self, hostname: str, key: str, value: str) -> int:
+        """Persist in /etc/sysctl.d/99-keybuzz.conf and apply live; returns changes."""
+        ...
