@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from demo_module import CONTAINER, DemoModule  # tests/lab is on sys.path (pytest rootdir import mode)
 from rich.console import Console
 
-from keybuzz.engine import Engine, InstallFailed, Stats, cleanup_module, install_modules
+from keybuzz.engine import ConvergeFailed, Engine, InstallFailed, PrecheckFailed, Stats, cleanup_module, install_modules
 from keybuzz.lab import Lab
 from keybuzz.registry import load_site
 from keybuzz.site import Site
@@ -64,9 +65,8 @@ def containers(lab: Lab, host: str) -> dict[str, str]:
 
 
 def spare_host(site: Site) -> str:
-    """A host whose roles no landed module uses (maria, queue): faults there disturb no other lab test."""
-    spare = [s.hostname for s in site.servers if s.has("maria") or s.has("queue")]
-    return spare[-1] if spare else sorted(s.hostname for s in site.servers)[-1]
+    """A host no module of this version uses (an app server): faults there disturb no other lab test."""
+    return next(s.hostname for s in site.servers if s.roles == ("app",))
 
 
 def logs(site: Site) -> str:
@@ -156,22 +156,37 @@ def test_dry_run_shows_diffs_changes_nothing_and_never_a_secret(site: Site, inst
     assert module.secret(site) not in text and DemoModule().secret(site) not in text
 
 
-def test_powered_off_host_is_a_clear_error_and_the_others_converge(site: Site, installed: Run, lab: Lab) -> None:
+def test_powered_off_host_stops_the_install_before_any_change(site: Site, installed: Run, lab: Lab) -> None:
+    """Found by the pre-checks in seconds; a host lost later (after them) spares the others."""
     hosts = sorted(DemoModule().render(site))
     off = spare_host(site)
     quick = dataclasses.replace(site, config=site.config.model_copy(
         update={"ssh": site.config.ssh.model_copy(update={"connect_timeout_s": 3.0, "retries": 1})}))
     lab.poweroff(off)
     try:
-        with pytest.raises(InstallFailed) as info:
-            run(quick, DemoModule(message="while-off"))
+        started = time.monotonic()
+        with pytest.raises(PrecheckFailed) as refused:
+            run(site, DemoModule(message="while-off"))
+        assert time.monotonic() - started < 10
+        assert [(p.host, p.ip) for p in refused.value.problems] == [(off, lab.ip(off))]
+        assert f"{off} ({lab.ip(off)}:22) unreachable over SSH after 1 attempt(s)" in refused.value.problems[0].what
+
+        async def converge_past_the_prechecks() -> Stats:
+            async with Engine(quick, console=Console(file=io.StringIO())) as engine:
+                engine.module = "demo"
+                try:
+                    async with engine.phase("converge"):
+                        await engine.converge(hosts, DemoModule(message="while-off").render(quick))
+                finally:
+                    stats = engine.stats
+            return stats
+
+        with pytest.raises(ConvergeFailed) as info:
+            asyncio.run(converge_past_the_prechecks())
         error = info.value
-        assert error.host == off and error.module == "demo"
+        assert error.host == off and error.module == "demo" and set(error.failures) == {off}
         assert f"{off} ({lab.ip(off)}:22) unreachable over SSH after 2 attempt(s)" in str(error)
-        assert "--start-from-module 90" in error.resume
-        stats: Stats = error.stats  # type: ignore[attr-defined]
-        assert set(stats.changes_by_host) == set(hosts) - {off}
-        assert stats.restarts == len(hosts) - 1
+        assert error.changes == 2 * (len(hosts) - 1)  # the config file and the recreated container of each other host
         assert f"host={off}" in (site.logs_dir / "errors.log").read_text()
     finally:
         lab.boot(off)

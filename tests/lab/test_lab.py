@@ -90,7 +90,7 @@ def test_an_unknown_host_key_is_refused(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_each_host_has_its_own_name_address_and_files(lab: Lab) -> None:
-    for host in ("db-master-01", "db-slave-01", "maria-02"):
+    for host in ("db-master-01", "db-slave-01", "app-01"):
         out = lab.exec(host, ["sh", "-c", "hostname; ip -o -4 addr show dev eth0; ip route; cat /etc/hosts"],
                        check=True).stdout
         assert out.splitlines()[0] == host

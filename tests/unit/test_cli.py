@@ -213,3 +213,21 @@ def test_an_unexpected_crash_prints_a_redacted_traceback():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "RuntimeError: connect failed with ***" in proc.stderr and value not in proc.stderr
+
+
+def test_tables_keep_names_and_addresses_whole_in_80_columns() -> None:
+    import io
+
+    from rich.console import Console
+
+    from keybuzz.cli.output import table
+
+    rows = [(f"haproxy-{i:02d}", f"10.77.0.{i}", "haproxy", "up", "up", "12", "34",
+             "haproxy-postgres, pgbouncer, haproxy-redis, haproxy-rabbitmq") for i in range(10, 13)]
+    out = io.StringIO()
+    Console(file=out, width=80).print(table("lab", ("=host", "=IP", "roles", "state", "link", "#procs", "#RSS MB",
+                                                    "containers"), rows))
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for host, ip, *_ in rows:
+        assert host in text and ip in text, text  # whole: a cut one ends in "…"

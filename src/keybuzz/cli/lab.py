@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from keybuzz.cli.options import JsonOption
-from keybuzz.cli.output import console, err_console
+from keybuzz.cli.output import console, err_console, table
 from keybuzz.lab.errors import LabError
 from keybuzz.lab.images import BuildReport, ImageStore
 from keybuzz.lab.lab import DEFAULT_DIR, Lab
@@ -89,15 +88,12 @@ def status(directory: DirOption = DEFAULT_DIR,
         typer.echo(json.dumps({"dir": str(lab.dir), "site": str(lab.site_dir), "hosts": [asdict(r) for r in rows]},
                               indent=2))
         return
-    table = Table(title=f"lab {lab.dir} ({lab.subnet})")
-    for column in ("host", "IP", "roles", "state", "link", "procs", "RSS MB", "containers"):
-        table.add_column(column)
-    for r in rows:
-        roles = f"lb {r.load_balancer}" if r.load_balancer else ",".join(r.roles)
-        table.add_row(r.name, r.ip, roles, "[green]up[/green]" if r.up else "[red]down[/red]",
-                      "up" if r.link_up else "[yellow]down[/yellow]", str(r.processes), f"{r.rss_mb:.0f}",
-                      ", ".join(r.containers))
-    console.print(table)
+    console.print(table(f"lab {lab.dir} ({lab.subnet})",
+                        ("=host", "=IP", "roles", "state", "link", "#procs", "#RSS MB", "containers"),
+                        [(r.name, r.ip, f"lb {r.load_balancer}" if r.load_balancer else ",".join(r.roles),
+                          "[green]up[/green]" if r.up else "[red]down[/red]",
+                          "up" if r.link_up else "[yellow]down[/yellow]", str(r.processes), f"{r.rss_mb:.0f}",
+                          ", ".join(r.containers)) for r in rows]))
     console.print(f"{sum(r.up for r in rows)}/{len(rows)} hosts up, {sum(r.rss_mb for r in rows):.0f} MB RSS")
 
 

@@ -9,19 +9,15 @@ import typer
 from rich.table import Table
 
 from keybuzz.cli.options import DEFAULT_SITE, JsonOption, SiteOption
-from keybuzz.cli.output import console, fail, load, print_json, report_failure
+from keybuzz.cli.output import console, fail, load, print_json, report_failure, table
 from keybuzz.errors import OperationFailed
 
 
 def _results_table(title: str, results: list) -> Table:
-    table = Table(title=title)
-    for column in ("module", "status", "changes", "restarts", "duration"):
-        table.add_column(column)
     style = {"failed": "red", "not in this version": "yellow"}
-    for r in results:
-        table.add_row(f"{r.number} {r.name}", r.status, str(r.changes), str(r.restarts), f"{r.duration:.1f} s",
-                      style=style.get(r.status, ""))
-    return table
+    return table(title, ("=module", "status", "#changes", "#restarts", "#duration"),
+                 [(f"{r.number} {r.name}", r.status, str(r.changes), str(r.restarts), f"{r.duration:.1f} s")
+                  for r in results], [style.get(r.status) for r in results])
 
 
 def install(
@@ -35,10 +31,16 @@ def install(
     skip_cleanup: Annotated[bool, typer.Option(
         "--skip-cleanup", help="Do not clean up before installing (the default; accepted for the seed's habit).")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every action, not only changes.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every action on screen (always in "
+                                                                  "logs/install.log).")] = False,
 ) -> None:
-    """Install the landed modules in the seed's order, each validated before the next."""
-    from keybuzz.engine import Engine, InstallFailed, install_modules, select_modules
+    """Install the modules of this version in the seed's order, each validated before the next.
+
+    First `keybuzz lint` (its errors stop the run) and the pre-checks of every host (SSH, container
+    CLI, disk, ports, clock: every problem at once); nothing changes unless both pass."""
+    from keybuzz.cli.site_cmds import lint_table
+    from keybuzz.engine import Engine, InstallFailed, PrecheckFailed, install_modules, select_modules
+    from keybuzz.lint import lint
     from keybuzz.registry import MODULES
 
     if clean and skip_cleanup:
@@ -52,6 +54,11 @@ def install(
     except KeyError as exc:
         raise fail(str(exc.args[0])) from None
     loaded = load(site)
+    errors = [f for f in lint(loaded) if f.severity == "error"]
+    if errors:
+        console.print(lint_table(f"lint {site}: {len(errors)} error(s)", errors))
+        raise fail(f"install refused: `keybuzz lint --site {site}` reports {len(errors)} error(s); fix them first "
+                   "(nothing was changed)")
 
     async def run() -> list:
         async with Engine(loaded, dry_run=dry_run, console=console, verbose=verbose) as engine:
@@ -64,6 +71,11 @@ def install(
 
     try:
         asyncio.run(run())
+    except PrecheckFailed as exc:
+        console.print(table(f"pre-checks {site}: {len(exc.problems)} problem(s), nothing was changed",
+                            ("=host", "=IP", "what failed", "likely fix"),
+                            [(p.host, p.ip, p.what, p.fix) for p in exc.problems], ["red"] * len(exc.problems)))
+        raise typer.Exit(1) from None
     except InstallFailed as exc:
         console.print(_results_table(f"install {site}", exc.results))
         report_failure(exc)
@@ -115,18 +127,17 @@ def validate(
     if as_json:
         print_json({"modules": report, "ok": not failed})
     else:
-        table = Table(title=f"validate {site}")
-        for column in ("module", "check", "result", "detail"):
-            table.add_column(column, overflow="fold")
+        rows, styles = [], []
         for entry in report:
+            name = f"{entry['number']} {entry['module']}"
             if not entry["checks"]:
-                table.add_row(f"{entry['number']} {entry['module']}", "-", entry["status"], "", style="dim")
+                rows.append((name, "-", entry["status"], ""))
+                styles.append("dim")
             for check in entry["checks"]:
                 result = "ok" if check["ok"] else ("n/a" if not check["available"] else "FAIL")
-                style = {"ok": "green", "n/a": "dim", "FAIL": "red"}[result]
-                table.add_row(f"{entry['number']} {entry['module']}", check["name"], result, check["detail"],
-                              style=style)
-        console.print(table)
+                rows.append((name, check["name"], result, check["detail"]))
+                styles.append({"ok": "green", "n/a": "dim", "FAIL": "red"}[result])
+        console.print(table(f"validate {site}", ("=module", "check", "=result", "detail"), rows, styles))
     if failed:
         raise typer.Exit(1)
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from keybuzz.errors import InputErrors, OperationFailed
 from keybuzz.secrets import redact
@@ -64,3 +67,24 @@ def report_failure(exc: OperationFailed) -> None:
     say_error(str(exc))
     if exc.resume:
         err_console.print(f"Fix the cause, then resume with:\n  {exc.resume}", markup=False, highlight=False)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]],
+          styles: Iterable[str | None] | None = None) -> Table:
+    """A table whose identifying columns never truncate: a column named with a leading `=` (host, IP,
+    module ...) is as wide as its longest cell; the others fold onto more lines, and `#`-prefixed ones
+    are right-aligned numbers. On a narrow terminal or a pipe, text wraps; names stay whole."""
+    rows = [list(row) for row in rows]
+    result = Table(title=title)
+    for index, column in enumerate(columns):
+        name = column.lstrip("=#")
+        if column.startswith("="):
+            width = max([len(name), *(len(Text.from_markup(row[index]).plain) for row in rows)])
+            result.add_column(name, no_wrap=True, min_width=width)
+        elif column.startswith("#"):
+            result.add_column(name, justify="right", no_wrap=True)
+        else:
+            result.add_column(name, overflow="fold")
+    for row, style in zip(rows, styles or [None] * len(rows), strict=True):
+        result.add_row(*row, style=style)
+    return result

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from keybuzz.cli.options import DEFAULT_SITE, JsonOption, SiteOption
-from keybuzz.cli.output import console, exit_input_errors, fail, load, print_json, say_error
+from keybuzz.cli.output import console, exit_input_errors, fail, load, print_json, say_error, table
+from keybuzz.contract import Finding
 from keybuzz.errors import InputErrors
 
 
@@ -57,10 +58,11 @@ def inventory(site: SiteOption = DEFAULT_SITE,
     from keybuzz.site.servers import ROLES
 
     loaded = load(site)
+    hosts = {m.name: {s.hostname for s in m.hosts(loaded)} for m in MODULES}
     rows = []
     for server in loaded.servers:
         modules = [f"{m.number} {m.name}" + ("" if m.implemented else " (not in this version)")
-                   for m in MODULES if any(server.has(r) for r in m.roles)]
+                   for m in MODULES if server.hostname in hosts[m.name]]
         rows.append({"hostname": server.hostname, "private_ip": str(server.private_ip),
                      "public_ip": str(server.public_ip or ""), "roles": list(server.roles),
                      "fqdn": server.fqdn, "modules": modules})
@@ -68,19 +70,13 @@ def inventory(site: SiteOption = DEFAULT_SITE,
     if as_json:
         print_json({"servers": rows, "roles": by_role})
         return
-    roles_table = Table(title=f"{len(rows)} servers in {site}, by role")
-    for column in ("role", "count", "servers"):
-        roles_table.add_column(column, overflow="fold")
-    for role, names in by_role.items():
-        roles_table.add_row(role, str(len(names)), ", ".join(names))
-    console.print(roles_table)
-    table = Table(title="servers and the modules they get")
-    for column in ("hostname", "private IP", "public IP", "roles", "modules"):
-        table.add_column(column)
-    for row in sorted(rows, key=lambda r: (ROLES.index(r["roles"][0]), r["hostname"])):
-        table.add_row(row["hostname"], row["private_ip"], row["public_ip"], ",".join(row["roles"]),
-                      ", ".join(row["modules"]))
-    console.print(table)
+    console.print(table(f"{len(rows)} servers in {site}, by role", ("=role", "#count", "servers"),
+                        [(role, str(len(names)), ", ".join(names)) for role, names in by_role.items()]))
+    ordered = sorted(rows, key=lambda r: (ROLES.index(r["roles"][0]), r["hostname"]))
+    console.print(table("servers and the modules they get", ("=hostname", "=private IP", "public IP", "roles",
+                                                             "modules"),
+                        [(r["hostname"], r["private_ip"], r["public_ip"], ",".join(r["roles"]), ", ".join(r["modules"]))
+                         for r in ordered]))
 
 
 def lint(site: SiteOption = DEFAULT_SITE,
@@ -93,16 +89,17 @@ def lint(site: SiteOption = DEFAULT_SITE,
     if as_json:
         print_json({"findings": [f.__dict__ for f in findings], "errors": errors})
     else:
-        table = Table(title=f"lint {site}")
-        for column in ("rule", "severity", "where", "message", "fix"):
-            table.add_column(column, overflow="fold")
-        style = {"error": "red", "warning": "yellow", "info": "dim"}
-        for f in findings:
-            table.add_row(f.rule, f.severity, f.where, f.message, f.hint, style=style[f.severity])
-        console.print(table)
+        console.print(lint_table(f"lint {site}", findings))
         console.print(f"{errors} error(s), {sum(f.severity == 'warning' for f in findings)} warning(s)")
     if errors:
         raise typer.Exit(1)
+
+
+def lint_table(title: str, findings: list[Finding]) -> Table:
+    style = {"error": "red", "warning": "yellow", "info": "dim"}
+    return table(title, ("=rule", "=severity", "where", "message", "fix"),
+                 [(f.rule, f.severity, f.where, f.message, f.hint) for f in findings],
+                 [style[f.severity] for f in findings])
 
 
 def render(

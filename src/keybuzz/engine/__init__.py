@@ -4,6 +4,7 @@ from keybuzz.engine.context import ConvergeFailed, Engine, Stats
 from keybuzz.engine.install import (
     InstallFailed,
     ModuleResult,
+    PrecheckFailed,
     cleanup_module,
     install_modules,
     resume_command,
@@ -11,5 +12,16 @@ from keybuzz.engine.install import (
     validate_module,
 )
 
-__all__ = ["ConvergeFailed", "Engine", "InstallFailed", "ModuleResult", "Stats", "cleanup_module",
-           "install_modules", "resume_command", "select_modules", "validate_module"]
+__all__ = [
+    "ConvergeFailed",
+    "Engine",
+    "InstallFailed",
+    "ModuleResult",
+    "PrecheckFailed",
+    "Stats",
+    "cleanup_module",
+    "install_modules",
+    "resume_command",
+    "select_modules",
+    "validate_module",
+]

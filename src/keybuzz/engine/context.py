@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from keybuzz.containers import ContainerCli
 from keybuzz.errors import OperationFailed
@@ -32,6 +33,7 @@ class Stats:
     changes: int = 0
     restarts: int = 0
     changes_by_host: dict[str, int] = field(default_factory=dict)
+    restarts_by_host: dict[str, int] = field(default_factory=dict)
     restarts_by_container: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: HostOutcome) -> None:
@@ -39,10 +41,23 @@ class Stats:
         self.restarts += outcome.restarts
         if outcome.changes:
             self.changes_by_host[outcome.hostname] = self.changes_by_host.get(outcome.hostname, 0) + outcome.changes
+        if outcome.restarts:
+            self.restarts_by_host[outcome.hostname] = self.restarts_by_host.get(outcome.hostname, 0) + outcome.restarts
         for action in outcome.actions:
             if action.restarts:
                 key = f"{outcome.hostname}/{action.target}"
                 self.restarts_by_container[key] = self.restarts_by_container.get(key, 0) + action.restarts
+
+    def per_host(self, since: Stats) -> dict[str, tuple[int, int]]:
+        """host -> (changes, restarts) made after the snapshot `since`."""
+        hosts = sorted(set(self.changes_by_host) | set(self.restarts_by_host))
+        delta = {h: (self.changes_by_host.get(h, 0) - since.changes_by_host.get(h, 0),
+                     self.restarts_by_host.get(h, 0) - since.restarts_by_host.get(h, 0)) for h in hosts}
+        return {h: d for h, d in delta.items() if d != (0, 0)}
+
+    def snapshot(self) -> Stats:
+        return Stats(self.changes, self.restarts, dict(self.changes_by_host), dict(self.restarts_by_host),
+                     dict(self.restarts_by_container))
 
 
 class ConvergeFailed(OperationFailed):
@@ -88,12 +103,20 @@ class Engine:
         self.step = ""
         self.log = get_logger("engine")
         self._reporter = _SiteReporter(self)
+        # A live line per running phase (hosts done/total, elapsed) on a terminal; logs and pipes get
+        # one line per phase. Every action is in install.log; on screen with -v.
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn(),
+                                 TextColumn("hosts"), TimeElapsedColumn(), console=self.console, transient=True,
+                                 disable=not self.console.is_terminal or verbose or dry_run)
+        self._task: TaskID | None = None
         setup_site_logging(site.logs_dir)
 
     async def __aenter__(self) -> Engine:
+        self.progress.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.progress.stop()
         await self.pool.close()
 
     # -- DeployContext -------------------------------------------------------------------------
@@ -104,10 +127,12 @@ class Engine:
     @asynccontextmanager
     async def phase(self, name: str) -> AsyncIterator[None]:
         previous, self.step = self.step, name
+        outer_task, self._task = self._task, self.progress.add_task(f"{self.module}: {name}", total=0)
         before = self.stats.changes
         started = time.monotonic()
         self.log.info("module=%s phase=%r result=start", self.module, name)
-        self.console.print(f"  [bold]{escape(self.module)}[/bold] {escape(name)} ...", highlight=False)
+        if self.verbose:
+            self.console.print(f"  [bold]{escape(self.module)}[/bold] {escape(name)} ...", highlight=False)
         try:
             yield
         except OperationFailed as exc:
@@ -125,11 +150,14 @@ class Engine:
             raise failure from exc
         finally:
             self.step = previous
+            self.progress.remove_task(self._task)
+            self._task = outer_task
         duration = time.monotonic() - started
         changes = self.stats.changes - before
         self.log.info("module=%s phase=%r result=ok changes=%d duration=%.3fs", self.module, name, changes, duration)
         verb = "would change" if self.dry_run else "changes"
-        self.console.print(f"  [green]ok[/green] {escape(name)} ({duration:.1f} s, {changes} {verb})", highlight=False)
+        self.console.print(f"  [green]ok[/green] {escape(self.module)}: {escape(name)} ({duration:.1f} s, {changes} "
+                           f"{verb})", highlight=False)
 
     async def converge(self, hostnames: Sequence[str], plans: Plans) -> int:
         """Apply these hosts' plans in parallel (bounded); every reachable host converges even if others fail.
@@ -231,7 +259,7 @@ class Engine:
             self.log.error(line, host, self.module, step, result, duration)
         else:
             self.log.info(line, host, self.module, step, result, duration)
-        if self.verbose or (result == "changed" and not self.dry_run):
+        if self.verbose:
             self.console.print(f"    {result} {host}: {redact(step)}", markup=False, highlight=False)
 
     def _count(self, hostname: str, changes: int) -> None:
@@ -246,9 +274,18 @@ class Engine:
             raise ValueError(f"no plan for host(s) {', '.join(unknown)} in module {self.module}")
         limit = asyncio.Semaphore(self.settings.parallelism)
 
+        task = self._task
+        if task is not None:
+            current = next(t for t in self.progress.tasks if t.id == task)
+            self.progress.update(task, total=(current.total or 0) + len(hostnames))
+
         async def bounded(hostname: str) -> HostOutcome:
             async with limit:
-                return await work(hostname)
+                try:
+                    return await work(hostname)
+                finally:
+                    if task is not None:
+                        self.progress.advance(task)
 
         outcomes = await asyncio.gather(*(bounded(h) for h in hostnames))
         changes, failures = 0, {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 from collections.abc import Sequence
@@ -11,9 +12,11 @@ from pathlib import Path
 from rich.markup import escape
 
 from keybuzz.contract import CheckResult, Module
-from keybuzz.engine.context import Engine
+from keybuzz.engine.context import Engine, Stats
+from keybuzz.engine.precheck import Problem, precheck
 from keybuzz.errors import OperationFailed
 from keybuzz.poll import describe
+from keybuzz.site import Site
 
 
 @dataclass
@@ -26,6 +29,17 @@ class ModuleResult:
     duration: float = 0.0
     checks: list[CheckResult] = field(default_factory=list)
     error: str = ""
+
+
+class PrecheckFailed(OperationFailed):
+    """The pre-checks found problems: nothing was changed. `problems` lists every one."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        hosts = sorted({p.host for p in problems})
+        super().__init__(f"{len(problems)} problem(s) on {', '.join(hosts)} before anything changed: "
+                         + "; ".join(f"{p.host} ({p.ip}): {p.what}" for p in problems), host=",".join(hosts),
+                         step="pre-checks")
 
 
 class InstallFailed(OperationFailed):
@@ -75,9 +89,16 @@ async def validate_module(engine: Engine, module: Module) -> list[CheckResult]:
 
 async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: bool = False,
                           only: Sequence[str] | None = None) -> list[ModuleResult]:
-    """Deploy then validate each module; the first failure raises InstallFailed with the resume command."""
+    """Pre-checks, then deploy and validate each module; a pre-check problem raises PrecheckFailed (nothing
+    changed), the first later failure InstallFailed with the resume command."""
     results: list[ModuleResult] = []
     site = engine.site
+    started = time.monotonic()
+    installing = [m for m in modules if m.implemented and m.hosts(site)]
+    problems = await precheck(engine, installing, _rendered_hosts(site, installing))
+    if problems:
+        raise PrecheckFailed(problems)
+    engine.log.info("step=pre-checks result=ok duration=%.3fs", time.monotonic() - started)
     for module in modules:
         if not module.implemented:
             results.append(ModuleResult(module.number, module.name, "not in this version"))
@@ -90,7 +111,7 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
                                  f"{', '.join(module.roles)}, skipped", markup=False)
             continue
         result = ModuleResult(module.number, module.name, "would install" if engine.dry_run else "installed")
-        before_changes, before_restarts = engine.stats.changes, engine.stats.restarts
+        before = engine.stats.snapshot()
         started = time.monotonic()
         engine.module = module.name
         engine.console.print(f"[bold]module {module.number} {escape(module.name)}[/bold] ({escape(module.title)})")
@@ -112,17 +133,32 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
             failure.module = failure.module or module.name
             failure.resume = resume_command(site.root, module, only, engine.dry_run)
             result.status, result.error = "failed", str(failure)
-            _finish(engine, result, before_changes, before_restarts, started)
+            _finish(engine, result, before, started)
             results.append(result)
             raise InstallFailed(failure, results) from exc
-        _finish(engine, result, before_changes, before_restarts, started)
+        _finish(engine, result, before, started)
         results.append(result)
     return results
 
 
-def _finish(engine: Engine, result: ModuleResult, changes: int, restarts: int, started: float) -> None:
-    result.changes = engine.stats.changes - changes
-    result.restarts = engine.stats.restarts - restarts
+def _rendered_hosts(site: Site, modules: Sequence[Module]) -> set[str]:
+    """The hosts the modules' plans touch; a module that cannot render fails later, with its module named."""
+    hosts: set[str] = set()
+    for module in modules:
+        with contextlib.suppress(Exception):
+            hosts.update(module.render(site))
+    return hosts
+
+
+def _finish(engine: Engine, result: ModuleResult, before: Stats, started: float) -> None:
+    result.changes = engine.stats.changes - before.changes
+    result.restarts = engine.stats.restarts - before.restarts
+    per_host = engine.stats.per_host(before)
+    if per_host:
+        verb = "would change" if engine.dry_run else "changed"
+        engine.console.print(f"  {result.name}: {len(per_host)} host(s) {verb}: " + ", ".join(
+            f"{host} {changes} change(s)" + (f" {restarts} (re)start(s)" if restarts else "")
+            for host, (changes, restarts) in per_host.items()), markup=False, highlight=False)
     result.duration = time.monotonic() - started
     engine.log.info("module=%s result=%s changes=%d restarts=%d duration=%.3fs", result.name, result.status,
                     result.changes, result.restarts, result.duration)
@@ -131,10 +167,10 @@ def _finish(engine: Engine, result: ModuleResult, changes: int, restarts: int, s
 async def cleanup_module(engine: Engine, module: Module, *, purge_data: bool) -> ModuleResult:
     """Remove the module's containers and files; data folders only with purge_data."""
     started = time.monotonic()
-    before_changes, before_restarts = engine.stats.changes, engine.stats.restarts
+    before = engine.stats.snapshot()
     engine.module = module.name
     result = ModuleResult(module.number, module.name, "would clean" if engine.dry_run else "cleaned")
     plans = module.render(engine.site)
     await module.cleanup(engine, plans, purge_data)
-    _finish(engine, result, before_changes, before_restarts, started)
+    _finish(engine, result, before, started)
     return result

@@ -146,9 +146,12 @@ class Lab:
     def _up(self, topology: str, subnet: ipaddress.IPv4Network) -> UpReport:
         started = time.monotonic()
         specs = topology_hosts(topology)
+        hosts = self._plan(specs, subnet)
         if self.exists():
             state = self._state()
-            if state["topology"] == topology and state["subnet"] == str(subnet) and self._complete(state):
+            same_hosts = [(h["name"], h["ip"]) for h in state["hosts"]] == [(h.name, h.ip) for h in hosts]
+            if state["topology"] == topology and state["subnet"] == str(subnet) and same_hosts and \
+                    self._complete(state):
                 restored = self.restore()
                 self.log(f"lab {self.dir} is already up ({len(state['hosts'])} hosts"
                          + (f"; booted or healed {', '.join(restored)})" if restored else ")"))
@@ -159,7 +162,6 @@ class Lab:
         if users:
             raise LabError(f"subnet {subnet} is already used by {', '.join(users)}: pick another --subnet")
         timings: dict[str, float] = {}
-        hosts = self._plan(specs, subnet)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_path.write_text(json.dumps({"topology": topology, "subnet": str(subnet), "id": self.names.lab_id,
                                                "hosts": [asdict(h) for h in hosts]}, indent=2))

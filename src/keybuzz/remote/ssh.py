@@ -132,8 +132,10 @@ class SshPool:
             raise KeyError(f"unknown host {hostname!r}: not in servers.tsv")
         return SshHost(self, hostname, self.addresses[hostname])
 
-    async def connection(self, hostname: str) -> asyncssh.SSHClientConnection:
-        """The live connection to this host; a host that failed stays failed for this run."""
+    async def connection(self, hostname: str, *, timeout: float | None = None,
+                         retries: int | None = None) -> asyncssh.SSHClientConnection:
+        """The live connection to this host; a host that failed stays failed for this run.
+        `timeout`/`retries` override the site's for this attempt (the pre-checks answer in seconds)."""
         lock = self._locks.setdefault(hostname, asyncio.Lock())
         async with lock:
             conn = self._connections.get(hostname)
@@ -142,7 +144,7 @@ class SshPool:
             if hostname in self._failures:
                 raise self._failures[hostname]
             try:
-                conn = await self._connect(hostname)
+                conn = await self._connect(hostname, timeout, retries)
             except HostUnreachable as exc:
                 self._failures[hostname] = exc
                 raise
@@ -150,16 +152,19 @@ class SshPool:
             self.opened += 1
             return conn
 
-    async def _connect(self, hostname: str) -> asyncssh.SSHClientConnection:
+    async def _connect(self, hostname: str, timeout: float | None, retries: int | None) -> asyncssh.SSHClientConnection:
         if self._options is None:
             self._options = _options(self.settings)
         address, port = self.addresses[hostname], self.settings.port
-        attempts = self.settings.retries + 1
+        attempts = (self.settings.retries if retries is None else retries) + 1
+        limit = timeout or self.settings.connect_timeout
         last = ""
         for attempt in range(1, attempts + 1):
             try:
                 async with self._handshakes:
-                    return await asyncssh.connect(address, port, options=self._options, config=None)
+                    return await asyncio.wait_for(
+                        asyncssh.connect(address, port, options=self._options, config=None,
+                                         connect_timeout=limit, login_timeout=limit), timeout=limit + 1)
             except asyncssh.HostKeyNotVerifiable as exc:
                 raise HostUnreachable(
                     f"{hostname} ({address}:{port}): host key not verified ({exc.reason}); "
@@ -169,7 +174,7 @@ class SshPool:
                                       f"{self.settings.user} with key {self.settings.identity_file}",
                                       host=hostname, step="ssh connect") from None
             except (TimeoutError, OSError, asyncssh.Error) as exc:
-                last = describe(exc, waited=self.settings.connect_timeout)
+                last = describe(exc, waited=limit)
                 log.warning("host=%s step=ssh-connect result=retry attempt=%d/%d error=%s",
                             hostname, attempt, attempts, last)
                 if attempt < attempts:

@@ -1,0 +1,156 @@
+"""Pre-checks: before anything changes, every host of the selected modules is asked, at once and in
+seconds, whether the install can run there. Every problem comes back, each naming its host,
+address, what failed and the likely fix; a run with one problem changes nothing.
+
+Per host: SSH answers within PRECHECK_CONNECT_S (no retry) and takes the site's key; the
+container CLI is installed; the data folder's filesystem has room; no foreign process listens
+on a port a module needs there (a port is the module's own when one of the module's
+containers runs on that host); the clock is within MAX_CLOCK_SKEW_S of this machine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from keybuzz.contract import Module
+from keybuzz.engine.context import Engine
+from keybuzz.errors import OperationFailed
+from keybuzz.registry import host_ports
+from keybuzz.remote.ssh import HostUnreachable
+
+PRECHECK_CONNECT_S = 5.0
+MIN_FREE_DISK_MB = 1024
+MAX_CLOCK_SKEW_S = 2.0
+_MARK = "#KB-"
+
+
+@dataclass(frozen=True)
+class Problem:
+    host: str
+    ip: str
+    what: str
+    fix: str
+
+
+def facts_script(data_root: str, cli: str) -> str:
+    """One read-only command: CLI present, free disk under data_root, listening TCP ports, clock."""
+    q = shlex.quote
+    return "\n".join([
+        "LC_ALL=C; export LC_ALL",
+        f"echo '{_MARK}cli'; command -v {q(cli)} || echo missing",
+        # The nearest existing parent of data_root: a first install has not created it yet.
+        f"d={q(data_root)}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done",
+        f"echo '{_MARK}df'; df -Pk \"$d\" | tail -n 1",
+        f"echo '{_MARK}tcp'; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null",
+        f"echo '{_MARK}ours'; {shlex.join([cli, 'ps', '--format', '{{.Labels}}'])} 2>/dev/null || true",
+        f"echo '{_MARK}clock'; date +%s.%N",
+        "exit 0",
+    ]) + "\n"
+
+
+def parse_facts(text: str) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith(_MARK):
+            current = sections.setdefault(line[len(_MARK):], [])
+        elif current is not None and line.strip():
+            current.append(line.strip())
+    return sections
+
+
+def listening_ports(lines: list[str]) -> set[int]:
+    """Local ports in state LISTEN (0A) from /proc/net/tcp{,6}."""
+    ports = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A" and ":" in fields[1]:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def free_mb(lines: list[str]) -> int | None:
+    fields = lines[-1].split() if lines else []
+    return int(fields[3]) // 1024 if len(fields) >= 4 and fields[3].isdigit() else None
+
+
+def running_modules(lines: list[str]) -> set[str]:
+    """Modules with a running keybuzz container here (docker `k=v,...` or podman `map[k:v ...]` labels)."""
+    found = set()
+    for line in lines:
+        for token in line.replace("map[", " ").replace("]", " ").replace(",", " ").split():
+            key, _, value = token.replace(":", "=", 1).partition("=")
+            if key == "io.keybuzz.module" and value:
+                found.add(value)
+    return found
+
+
+def host_problems(host: str, ip: str, facts: dict[str, list[str]], *, cli: str, data_root: str,
+                  ports: Sequence[tuple[Module, int, str]], skew: float | None) -> list[Problem]:
+    """Pure: what is wrong on one host, from its facts (unit-tested on captured output)."""
+    problems = []
+    if facts.get("cli", ["missing"])[-1] == "missing":
+        problems.append(Problem(host, ip, f"container CLI `{cli}` not found",
+                                f"install {cli} on {host}, or set container_cli in keybuzz.yaml"))
+    free = free_mb(facts.get("df", []))
+    if free is None:
+        problems.append(Problem(host, ip, f"free disk under {data_root} unknown (`df` gave nothing)",
+                                "check that df works on the server"))
+    elif free < MIN_FREE_DISK_MB:
+        problems.append(Problem(host, ip, f"{free} MB free under {data_root}, at least {MIN_FREE_DISK_MB} MB needed",
+                                "free space or attach a volume (keybuzz.yaml paths.data_root)"))
+    listening = listening_ports(facts.get("tcp", []))
+    ours = running_modules(facts.get("ours", []))
+    for module, number, service in ports:
+        if number in listening and module.name not in ours:
+            problems.append(Problem(host, ip, f"port {number} ({service}, module {module.name}) is taken by another "
+                                    "process", f"stop it or give the role another server (`ss -ltnp 'sport = "
+                                    f":{number}'` on {host} names it)"))
+    if skew is not None and abs(skew) > MAX_CLOCK_SKEW_S:
+        problems.append(Problem(host, ip, f"clock {skew:+.1f} s off this machine's",
+                                "run NTP (chrony or systemd-timesyncd) on the server"))
+    return problems
+
+
+async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str]]) -> list[Problem]:
+    ip = str(engine.site.server(hostname).private_ip)
+    try:
+        await engine.pool.connection(hostname, timeout=PRECHECK_CONNECT_S, retries=0)
+    except HostUnreachable as exc:
+        return [Problem(hostname, ip, str(exc), _ssh_fix(str(exc), engine))]
+    except OperationFailed as exc:  # the key or known_hosts cannot be read: the same for every host
+        return [Problem(hostname, ip, str(exc), exc.resume or "check keybuzz.yaml ssh:")]
+    cli, data_root = engine.site.config.container_cli, engine.site.config.paths.data_root
+    sent = time.time()
+    try:
+        result = await engine.host(hostname).shell(facts_script(data_root, cli), timeout=30)
+    except OperationFailed as exc:
+        return [Problem(hostname, ip, f"the pre-check command failed: {exc}", "check the server over SSH")]
+    facts = parse_facts(result.stdout)
+    clock = facts.get("clock", [""])[-1]
+    skew = float(clock) - (sent + time.time()) / 2 if clock.replace(".", "", 1).isdigit() else None
+    return host_problems(hostname, ip, facts, cli=cli, data_root=data_root, ports=ports, skew=skew)
+
+
+def _ssh_fix(message: str, engine: Engine) -> str:
+    settings = engine.settings
+    if "permission denied" in message:
+        return f"add the public key of {settings.identity_file} to ~{settings.user}/.ssh/authorized_keys"
+    if "host key" in message:
+        return f"add the server's key to {settings.known_hosts} (ssh-keyscan), after checking it"
+    return "check the address in servers.tsv, that the server is up and that sshd listens on port " \
+           f"{settings.port}; a firewall may drop the connection"
+
+
+async def precheck(engine: Engine, modules: Sequence[Module], hostnames: set[str]) -> list[Problem]:
+    """Every problem of these hosts for these modules (empty: the install may start)."""
+    site = engine.site
+    table = host_ports(site, list(modules))
+    hosts = sorted(hostnames, key=lambda h: site.server(h).line)
+    answers = await asyncio.gather(*(_one(engine, h, [(m, p.number, p.service) for m, p in table[h]])
+                                     for h in hosts))
+    return [problem for problems in answers for problem in problems]
