@@ -28,8 +28,9 @@ from keybuzz.containers import ContainerSpec, Mount
 from keybuzz.contract import DeployContext, Module
 from keybuzz.engine import Engine, install_modules
 from keybuzz.lab import Lab
+from keybuzz.registry import load_site
 from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
-from keybuzz.site import Site, load_site
+from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
 COMMAND = ("/bin/sh", "-c", 'trap "exit 0" TERM; sleep infinity & wait')

@@ -29,8 +29,7 @@ from keybuzz.drills.session import run_drill
 from keybuzz.engine import Engine, cleanup_module, install_modules
 from keybuzz.lab import Lab
 from keybuzz.lab.faults import LabFaults
-from keybuzz.registry import module_by_name
-from keybuzz.site import load_site
+from keybuzz.registry import load_site, module_by_name
 
 SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {
     "postgres": [("poweroff-leader", {}), ("poweroff-leader", {"sync": True}), ("switchover", {})],

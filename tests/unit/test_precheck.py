@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keybuzz.engine.precheck import facts_script, host_problems, listening_ports, parse_facts, running_modules
+from keybuzz.engine.precheck import facts_script, host_problems, listening_ports, parse_facts
 from keybuzz.registry import module_by_name
 
 # Captured on a lab host (trimmed): sshd on 22 (0x16), a Sentinel on 26379 (0x670B), one established connection.
@@ -11,13 +11,14 @@ TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retr
    1: 7B004E0A:670B 00000000:0000 0A 00000000:00000000 00:00000000 00000000   100        0 2061 1 0 100 0 0 10 0
    2: 7B004E0A:96A6 79004E0A:18EB 01 00000000:00000000 03:000001C6 00000000     0        0 0 3 0
 """
-FACTS = f"""#KB-cli
+FACTS = f"""#C
+redis-sentinel\tExited\tmap[io.keybuzz.module:redis io.keybuzz.spec-hash:ab]
+#KB-cli
 /usr/bin/podman
 #KB-df
 /dev/vda         264212084 24119752  82271160      23% /
 #KB-tcp
-{TCP}#KB-ours
-#KB-clock
+{TCP}#KB-clock
 1796112000.250000000
 """
 REDIS = module_by_name("redis")
@@ -32,13 +33,14 @@ def problems(text: str = FACTS, skew: float | None = 0.1, ports=PORTS) -> list[s
 
 def test_listening_ports_and_modules_running_here() -> None:
     assert listening_ports(TCP.splitlines()) == {22, 26379}  # the established one is not listening
-    assert running_modules(["map[io.keybuzz.module:redis io.keybuzz.spec-hash:ab]"]) == {"redis"}
-    assert running_modules(["io.keybuzz.module=postgres,io.keybuzz.spec-hash=cd"]) == {"postgres"}
+    assert parse_facts(FACTS)["ours"] == []  # an exited container does not make the port its own
+    running = FACTS.replace("\tExited\t", "\tUp\t")
+    assert parse_facts(running)["ours"] == ["redis"]
 
 
 def test_a_foreign_listener_on_a_module_port_is_named_but_the_module_own_is_not() -> None:
     assert problems() == ["port 26379 (Redis Sentinel, module redis) is taken by another process"]
-    ours = FACTS.replace("#KB-ours\n", "#KB-ours\nmap[io.keybuzz.module:redis]\n")
+    ours = FACTS.replace("\tExited\t", "\tUp\t")
     assert problems(ours) == []  # a re-run: the module's own containers listen there
 
 
@@ -52,5 +54,6 @@ def test_missing_cli_full_disk_and_clock_skew_are_each_reported() -> None:
 def test_the_facts_command_is_read_only_and_walks_up_to_an_existing_folder() -> None:
     script = facts_script("/opt/keybuzz", "podman")
     assert "while [ ! -d" in script and "df -Pk" in script and "/proc/net/tcp" in script
-    for verb in ("rm ", "mkdir", "chmod", "chown", " > ", "podman run", "podman rm"):
+    assert "podman ps -a" in script and "ps.cache" in script  # the engine's cached container listing
+    for verb in ("rm ", "chmod", "chown", "podman run", "podman rm"):
         assert verb not in script

@@ -2,7 +2,7 @@
 seconds, whether the install can run there. Every problem comes back, each naming its host,
 address, what failed and the likely fix; a run with one problem changes nothing.
 
-Per host: SSH answers within PRECHECK_CONNECT_S (no retry) and takes the site's key; the
+Per host, in one command: SSH answers within PRECHECK_CONNECT_S (no retry) and takes the site's key; the
 container CLI is installed; the data folder's filesystem has room; no foreign process listens
 on a port a module needs there (a port is the module's own when one of the module's
 containers runs on that host); the clock is within MAX_CLOCK_SKEW_S of this machine's.
@@ -20,6 +20,7 @@ from keybuzz.contract import Module
 from keybuzz.engine.context import Engine
 from keybuzz.errors import OperationFailed
 from keybuzz.registry import host_ports
+from keybuzz.remote.probe import parse_probe, probe_script
 from keybuzz.remote.ssh import HostUnreachable
 
 PRECHECK_CONNECT_S = 5.0
@@ -37,25 +38,28 @@ class Problem:
 
 
 def facts_script(data_root: str, cli: str) -> str:
-    """One read-only command: CLI present, free disk under data_root, listening TCP ports, clock."""
+    """One read-only command: the engine's container listing (cached like a converge's probe), then
+    CLI present, free disk under data_root, listening TCP ports, clock."""
     q = shlex.quote
-    return "\n".join([
-        "LC_ALL=C; export LC_ALL",
+    return probe_script([], cli).removesuffix("exit 0\n") + "\n".join([
         f"echo '{_MARK}cli'; command -v {q(cli)} || echo missing",
         # The nearest existing parent of data_root: a first install has not created it yet.
         f"d={q(data_root)}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done",
-        f"echo '{_MARK}df'; df -Pk \"$d\" | tail -n 1",
+        f"echo '{_MARK}df'; df -Pk \"$d\"",  # the last line is the filesystem's
         f"echo '{_MARK}tcp'; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null",
-        f"echo '{_MARK}ours'; {shlex.join([cli, 'ps', '--format', '{{.Labels}}'])} 2>/dev/null || true",
         f"echo '{_MARK}clock'; date +%s.%N",
         "exit 0",
     ]) + "\n"
 
 
 def parse_facts(text: str) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {}
+    """Sections of the facts; `ours` lists the modules of the containers running on the host."""
+    listing, _, rest = text.partition(_MARK)
+    state = parse_probe(listing)
+    sections: dict[str, list[str]] = {"ours": sorted({c.module for c in state.containers.values()
+                                                      if c.running and c.module})}
     current: list[str] | None = None
-    for line in text.splitlines():
+    for line in (_MARK + rest).splitlines() if rest else []:
         if line.startswith(_MARK):
             current = sections.setdefault(line[len(_MARK):], [])
         elif current is not None and line.strip():
@@ -78,17 +82,6 @@ def free_mb(lines: list[str]) -> int | None:
     return int(fields[3]) // 1024 if len(fields) >= 4 and fields[3].isdigit() else None
 
 
-def running_modules(lines: list[str]) -> set[str]:
-    """Modules with a running keybuzz container here (docker `k=v,...` or podman `map[k:v ...]` labels)."""
-    found = set()
-    for line in lines:
-        for token in line.replace("map[", " ").replace("]", " ").replace(",", " ").split():
-            key, _, value = token.replace(":", "=", 1).partition("=")
-            if key == "io.keybuzz.module" and value:
-                found.add(value)
-    return found
-
-
 def host_problems(host: str, ip: str, facts: dict[str, list[str]], *, cli: str, data_root: str,
                   ports: Sequence[tuple[Module, int, str]], skew: float | None) -> list[Problem]:
     """Pure: what is wrong on one host, from its facts (unit-tested on captured output)."""
@@ -104,7 +97,7 @@ def host_problems(host: str, ip: str, facts: dict[str, list[str]], *, cli: str, 
         problems.append(Problem(host, ip, f"{free} MB free under {data_root}, at least {MIN_FREE_DISK_MB} MB needed",
                                 "free space or attach a volume (keybuzz.yaml paths.data_root)"))
     listening = listening_ports(facts.get("tcp", []))
-    ours = running_modules(facts.get("ours", []))
+    ours = set(facts.get("ours", []))
     for module, number, service in ports:
         if number in listening and module.name not in ours:
             problems.append(Problem(host, ip, f"port {number} ({service}, module {module.name}) is taken by another "
