@@ -32,8 +32,10 @@ from keybuzz.lab.faults import LabFaults
 from keybuzz.registry import load_site, module_by_name
 
 SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {
-    "postgres": [("poweroff-leader", {}), ("poweroff-leader", {"sync": True}), ("switchover", {})],
-    "redis": [("poweroff-master", {}), ("reboot-old-master", {})],
+    "postgres": [("poweroff-leader", {}), ("poweroff-leader", {"sync": False}), ("isolate-leader", {}),
+                 ("isolate-leader", {"sync": False}), ("switchover", {})],
+    "redis": [("poweroff-master", {}), ("reboot-old-master", {}), ("isolate-master", {}),
+              ("isolate-master", {"wait": True})],
 }
 SEED_PATRONI = {"ttl": 30, "loop_wait": 1, "retry_timeout": 14}  # the seed's 30/10/30 as Patroni 4 applies it
 
@@ -102,7 +104,8 @@ async def main(args: argparse.Namespace) -> None:
         rows: list[Row] = []
         for module in modules:
             for scenario, options in SCENARIOS[module]:
-                setting = "sync" if options.get("sync") else "default"
+                setting = {(): "default", ("sync", False): "asynchronous", ("wait", True): "WAIT writer"}[
+                    tuple(next(iter(options.items()), ()))]
                 rows.append(Row(module, scenario, setting,
                                 await drill(site_dir, lab, module, scenario, args.rounds, options)))
         if "postgres" in modules and not args.no_seed_timings:
@@ -130,12 +133,13 @@ def print_results(installs: list[tuple[str, float, int, int]], rows: list[Row]) 
     console.print(table)
     table = Table(title="failover drills (median over rounds)")
     for column in ("module", "scenario", "setting", "rounds", "outage median", "outage max", "lost/acked",
-                   "errors", "rejoin max"):
+                   "lost window max", "errors", "rejoin max"):
         table.add_column(column)
     for row in rows:
         s = row.report.summary()
         table.add_row(row.module, row.scenario, row.setting, str(s["rounds"]), f"{s['outage_median_s']} s",
-                      f"{s['outage_max_s']} s", f"{s['lost_total']}/{s['acked_total']}", str(s["errors_total"]),
+                      f"{s['outage_max_s']} s", f"{s['lost_total']}/{s['acked_total']}",
+                      f"{s['lost_window_max_s']} s", str(s["errors_total"]),
                       f"{s['rejoin_max_s']} s" if s["rejoin_max_s"] is not None else "-")
     console.print(table)
 

@@ -10,6 +10,7 @@ packages=(
   debootstrap debian-archive-keyring       # lab images are built from Debian packages
   openssh-server openssh-client            # one sshd per lab host; ssh/ssh-keygen on the machine
   iproute2 util-linux procps psmisc        # ip netns / veth / bridge, unshare, nsenter, ps, pkill
+  nftables                                 # `lab isolate`: a packet filter inside one lab host
   tini                                     # PID 1 of every lab host: reaps orphans
   haproxy socat                            # the lab's load-balancer hosts; admin-socket queries
   ca-certificates

@@ -88,6 +88,23 @@ def test_poweroff_master_loses_no_acknowledged_write(lab: Lab, site: Site, first
     assert result.rejoin_s is not None  # the old master came back as a connected replica
 
 
+def test_isolated_master_loses_at_most_a_second_of_writes_and_wait_writes_none(lab: Lab, site: Site,
+                                                                              first_install: Run) -> None:
+    """The master cut from the other redis servers only, HAProxy and the writer still reaching it.
+    Plain writes: HAProxy's gate (a replica must confirm the check's write) takes it out within about a
+    second, so at most a second of writes at the drill's rate is lost. WAIT 1 writes: none."""
+    plain = drill_round(site, lab, MODULE, "isolate-master")
+    print("\nisolate-master, plain writes: " + report(plain) + f", lost window {plain.lost_window_s} s")
+    waited = drill_round(site, lab, MODULE, "isolate-master", {"wait": True})
+    print("isolate-master, WAIT 1 writes: " + report(waited))
+    per_second = 1 / 0.1  # the drill writes every 100 ms
+    assert plain.acked > 0 and plain.lost <= per_second
+    assert waited.acked > 0 and waited.lost == 0
+    for result in (plain, waited):
+        assert result.new_primary not in ("none", result.target) and result.rejoin_s is not None
+        assert result.details["max_up_per_haproxy"] == 1
+
+
 def test_rerun_after_failover_keeps_the_new_master(site: Site, first_install: Run) -> None:
     before = current_master(site)
     assert before != layout.initial_master(site).hostname  # the previous test failed the cluster over

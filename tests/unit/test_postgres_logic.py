@@ -122,7 +122,7 @@ def test_drill_scenarios_map_to_faults_the_lab_offers() -> None:
     from keybuzz.modules.postgres.drill import FAULT_KIND
 
     scenarios = MODULE.scenarios
-    assert set(scenarios) == {"poweroff-leader", "crash-leader", "partition-leader", "switchover"}
+    assert set(scenarios) == {"poweroff-leader", "crash-leader", "partition-leader", "isolate-leader", "switchover"}
     assert set(FAULT_KIND) == set(scenarios) - {"switchover"}  # switchover is Patroni's own API
     assert set(FAULT_KIND.values()) <= set(LabFaults.kinds)
     assert FAULT_KIND["crash-leader"] in ContainerFaults.kinds  # the one fault real servers offer

@@ -70,7 +70,7 @@ def test_redis_conf_settings(plans: Plans, site: Site) -> None:
         assert directive(text, "maxmemory-policy") == [["allkeys-lru"]]
         assert directive(text, "protected-mode") == [["yes"]]
         assert directive(text, "min-replicas-to-write") == [["1"]]
-        assert directive(text, "min-replicas-max-lag") == [["10"]]
+        assert directive(text, "min-replicas-max-lag") == [["2"]]
         assert directive(text, "dir") == [[layout.C_SERVER_DIR]]
         assert directive(text, "repl-diskless-sync-delay") == [["0"]]  # a rejoining replica syncs at once
         # The role is the boot guard's decision at every start, never rendered.
@@ -117,16 +117,37 @@ def test_haproxy_sends_clients_to_the_master_only(plans: Plans, site: Site) -> N
     assert not any(line.startswith("balance roundrobin") for line in sections_lines(sections))
     checks = [line for line in backend if line.startswith("tcp-check")]
     assert checks == ["tcp-check connect", 'tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
-                      "tcp-check expect string +OK", 'tcp-check send "INFO replication\\r\\nQUIT\\r\\n"',
+                      "tcp-check expect string +OK",
+                      'tcp-check send "SET keybuzz:replication-check 1\\r\\nWAIT 1 100\\r\\nINFO replication\\r\\n'
+                      'QUIT\\r\\n"', 'tcp-check expect rstring "[+]OK\\r\\n:[1-9]\\r\\n"',
                       "tcp-check expect string role:master"]
     default = next(line for line in backend if line.startswith("default-server")).split()
-    for word in ("inter 1s", "fall 2", "rise 2", "on-marked-down shutdown-sessions"):
+    for word in ("inter 250ms", "fall 2", "rise 2", "on-marked-down shutdown-sessions"):
         first, second = word.split()
         assert default[default.index(first) + 1] == second
     servers = [line.split() for line in backend if line.startswith("server ")]
     assert [(s[1], s[2]) for s in servers] == [(h, f"{ip}:6379") for h, ip in zip(REDIS, REDIS_IPS, strict=True)]
     for index, server in enumerate(servers):  # each node's check passes through its gate
         assert server[3:] == ["check", "addr", "127.0.0.1", "port", str(lb.gate_port(index))]
+
+
+def test_the_master_check_needs_a_replica_to_confirm_its_write(plans: Plans, site: Site) -> None:
+    """The check's regex, as HAProxy reads it, against the answers Redis gives (SET, WAIT, INFO, QUIT)."""
+    backend = haproxy_sections(plans, site)["backend redis"]
+    quoted = next(line for line in backend if "expect rstring" in line).split("rstring ", 1)[1].strip('"')
+    pattern = re.compile(quoted.replace("\\r", "\r").replace("\\n", "\n"))  # HAProxy's quoting: \r \n bytes
+    info = "$40\r\n# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\r\n+OK\r\n"
+    answers = {
+        "master, both replicas confirm": ("+OK\r\n+OK\r\n:2\r\n" + info, True),
+        "master, one replica confirms": ("+OK\r\n:1\r\n" + info, True),
+        "master cut from its replicas": ("+OK\r\n+OK\r\n:0\r\n" + info, False),
+        "master past min-replicas-max-lag": ("+OK\r\n-NOREPLICAS Not enough good replicas to write.\r\n:2\r\n" + info,
+                                             False),
+        "replica": ("+OK\r\n-READONLY You can't write against a read only replica.\r\n-ERR WAIT cannot be used "
+                    "with replica instances.\r\n$30\r\nrole:slave\r\n+OK\r\n", False),
+    }
+    for what, (reply, up) in answers.items():
+        assert bool(pattern.search(reply)) is up, what
 
 
 def sections_lines(sections: dict[str, list[str]]) -> list[str]:

@@ -16,8 +16,11 @@ def failover(
     scenario: Annotated[str, typer.Option("--scenario", help="Fault to inject; `--scenario list` lists them.")],
     site: SiteOption = DEFAULT_SITE,
     rounds: Annotated[int, typer.Option("--rounds", min=1, max=50, help="Rounds to measure.")] = 1,
-    sync: Annotated[bool, typer.Option("--sync", help="Synchronous replication during the drill (modules that "
-                                                      "have it); the site's setting is put back after.")] = False,
+    sync: Annotated[bool | None, typer.Option("--sync/--no-sync", help="Synchronous replication on or off during "
+                                                                       "the drill (modules that have it; default: "
+                                                                       "the site's); put back after.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="The writer waits for a replica to confirm each write "
+                                                      "(Redis WAIT) before counting it acknowledged.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
 ) -> None:
     """Inject a fault on the module's primary while writing through the load balancer, and measure."""
@@ -45,7 +48,8 @@ def failover(
         async with Engine(loaded, console=console) as engine:
             lab = lab_of_site(loaded.root)  # a lab site drills through the lab, real servers through the CLI
             faults = LabFaults(lab.dir) if lab else ContainerFaults(engine, chosen.name)
-            return await run_drill(chosen, engine, faults, scenario, rounds, {"sync": True} if sync else {},
+            options = {key: value for key, value in (("sync", sync), ("wait", wait or None)) if value is not None}
+            return await run_drill(chosen, engine, faults, scenario, rounds, options,
                                    on_round=lambda r: console.print(
                                        f"round {r.round}: outage {r.outage_s:.2f} s, lost {r.lost}/{r.acked}"))
 

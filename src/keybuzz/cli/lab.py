@@ -16,7 +16,7 @@ from keybuzz.cli.options import JsonOption
 from keybuzz.cli.output import console, err_console, table
 from keybuzz.lab.errors import LabError
 from keybuzz.lab.images import BuildReport, ImageStore
-from keybuzz.lab.lab import DEFAULT_DIR, Lab
+from keybuzz.lab.lab import DEFAULT_DIR, HostStatus, Lab
 from keybuzz.lab.topology import DEFAULT_SUBNET, parse_subnet
 
 lab_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -88,12 +88,15 @@ def status(directory: DirOption = DEFAULT_DIR,
         typer.echo(json.dumps({"dir": str(lab.dir), "site": str(lab.site_dir), "hosts": [asdict(r) for r in rows]},
                               indent=2))
         return
+    def link(r: HostStatus) -> str:
+        state = "up" if r.link_up else "[yellow]down[/yellow]"
+        return state + (f" [yellow]isolated from {', '.join(r.isolated_from)}[/yellow]" if r.isolated_from else "")
+
     console.print(table(f"lab {lab.dir} ({lab.subnet})",
                         ("=host", "=IP", "roles", "state", "link", "#procs", "#RSS MB", "containers"),
                         [(r.name, r.ip, f"lb {r.load_balancer}" if r.load_balancer else ",".join(r.roles),
-                          "[green]up[/green]" if r.up else "[red]down[/red]",
-                          "up" if r.link_up else "[yellow]down[/yellow]", str(r.processes), f"{r.rss_mb:.0f}",
-                          ", ".join(r.containers)) for r in rows]))
+                          "[green]up[/green]" if r.up else "[red]down[/red]", link(r), str(r.processes),
+                          f"{r.rss_mb:.0f}", ", ".join(r.containers)) for r in rows]))
     console.print(f"{sum(r.up for r in rows)}/{len(rows)} hosts up, {sum(r.rss_mb for r in rows):.0f} MB RSS")
 
 
@@ -156,8 +159,23 @@ def partition(host: HostArg, directory: DirOption = DEFAULT_DIR) -> None:
 
 
 @lab_app.command()
+def isolate(host: HostArg,
+            peers: Annotated[str, typer.Option("--from", help="Comma-separated hosts or roles to cut it from "
+                                                              "(e.g. db, or redis-02,redis-03).")],
+            directory: DirOption = DEFAULT_DIR) -> None:
+    """Cut a host from these peers only, both ways (packet filter in its own namespace): its clients, the
+    load balancers and every other host still reach it. `lab heal` removes exactly that."""
+    lab = _lab(directory)
+    try:
+        names = lab.isolate(host, [p.strip() for p in peers.split(",") if p.strip()])
+    except LabError as exc:
+        raise _fail(exc) from None
+    console.print(f"{host}: isolated from {', '.join(names)}")
+
+
+@lab_app.command()
 def heal(host: HostArg, directory: DirOption = DEFAULT_DIR) -> None:
-    """Link up again after a partition."""
+    """Link up again after a partition, and no isolation any more."""
     _fault("heal", host, directory)
 
 

@@ -10,7 +10,7 @@ servers): modules never know which.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,8 +24,8 @@ class Faults(Protocol):
 
     kinds: tuple[str, ...]
 
-    async def inject(self, kind: str, host: str) -> None:
-        """kind: poweroff | crash | partition | stop."""
+    async def inject(self, kind: str, host: str, peers: Sequence[str] = ()) -> None:
+        """kind: poweroff | crash | partition | isolate (from `peers` only) | stop."""
         ...
 
     async def restore(self, kind: str, host: str) -> None:
@@ -45,9 +45,10 @@ class WriterProbe(ABC):
     retries would hide the gap we measure (some client libraries retry by default)."""
 
     @abstractmethod
-    def write(self, write_id: int) -> None:
+    def write(self, write_id: int) -> str | None:
         """Write `write_id` durably as the service acknowledges it; raise on any failure.
-        Reconnect lazily inside when the previous call failed."""
+        Reconnect lazily inside when the previous call failed. Returns the address of the server
+        that acknowledged it when the protocol tells (None otherwise)."""
 
     @abstractmethod
     def read_ids(self) -> set[int]:
@@ -79,5 +80,6 @@ class RoundPlan:
     observe_s: float = 10.0  # a fault that causes no error at all is watched this long
     max_outage_s: float = 120.0
     interval_s: float = 0.1
+    target_address: str | None = None  # the old primary's address, to time its acknowledgements after the fault
     # Module-specific observations of the round (e.g. max UP servers in HAProxy), read at the end.
     details: Callable[[], dict[str, object]] | None = None

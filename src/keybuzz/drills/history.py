@@ -13,6 +13,7 @@ class WriteRecord:
     sent: float  # time.monotonic() when the write started
     done: float  # when it returned or failed
     error: str | None = None  # error kind, None when acknowledged
+    server: str | None = None  # which server acknowledged it, when the probe can tell (PostgreSQL can)
 
     @property
     def acked(self) -> bool:
@@ -53,6 +54,13 @@ class History:
             last = records[-1].done
             return last - first_fail.sent, first_fail.sent, None
         return recovered.done - first_fail.sent, first_fail.sent, recovered.done
+
+    def last_ack_after(self, since: float, ids: set[int] | None = None, server: str | None = None) -> float:
+        """Seconds from `since` to the last acknowledgement after it, among `ids` (e.g. the lost ones)
+        or from `server` (e.g. the old primary); 0 when there is none."""
+        done = [r.done for r in self.records if r.acked and r.sent >= since
+                and (ids is None or r.id in ids) and (server is None or r.server == server)]
+        return round(max(done) - since, 3) if done else 0.0
 
     def healthy_streak(self, now: float, seconds: float) -> bool:
         """True when every write of the last `seconds` succeeded (and there were some)."""

@@ -32,11 +32,12 @@ class ProbeRunner:
         while not self._stop.is_set():
             write_id, self._next_id = self._next_id, self._next_id + 1
             sent = time.monotonic()
+            server = None
             try:
-                self.probe.write(write_id)
+                server = self.probe.write(write_id)
                 error = None
             except Exception as exc:  # every failure is data for the drill
                 error = self.probe.classify(exc)
-            self.history.add(WriteRecord(write_id, sent, time.monotonic(), error))
+            self.history.add(WriteRecord(write_id, sent, time.monotonic(), error, server))
             next_at = max(next_at + self.interval, time.monotonic())
             self._stop.wait(max(0.0, next_at - time.monotonic()))

@@ -24,6 +24,8 @@ class RoundResult:
     errors: dict[str, int] = field(default_factory=dict)
     new_primary: str = ""
     rejoin_s: float | None = None  # old primary back as a healthy replica, from its boot
+    lost_window_s: float = 0.0  # from the fault to the last acknowledged write that was then lost
+    old_primary_acked_s: float | None = None  # from the fault to the old primary's last acknowledgement
     details: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -50,6 +52,7 @@ class DrillReport:
             "lost_max_round": max((r.lost for r in self.rounds), default=0),
             "errors_total": sum(r.error_count for r in self.rounds),
             "rejoin_max_s": round(max(rejoins), 2) if rejoins else None,
+            "lost_window_max_s": max((r.lost_window_s for r in self.rounds), default=0.0),
         }
 
     def to_dict(self) -> dict[str, object]:
@@ -65,10 +68,14 @@ class DrillReport:
 
     def table(self) -> Table:
         table = Table(title=f"{self.module} failover drill: {self.scenario}")
-        for column in ("round", "fault on", "write outage", "acked", "lost", "errors", "new primary", "rejoin"):
-            table.add_column(column, justify="right" if column in ("acked", "lost", "errors") else "left")
+        for column in ("round", "fault on", "write outage", "acked", "lost", "lost window", "old primary acked",
+                       "errors", "new primary", "rejoin"):
+            table.add_column(column, justify="right" if column in ("acked", "lost", "errors") else "left",
+                             no_wrap=column in ("fault on", "new primary"))
         for r in self.rounds:
             table.add_row(str(r.round), r.target, f"{r.outage_s:.2f} s", str(r.acked), str(r.lost),
+                          f"{r.lost_window_s:.2f} s" if r.lost else "-",
+                          f"{r.old_primary_acked_s:.2f} s" if r.old_primary_acked_s is not None else "-",
                           str(r.error_count), r.new_primary,
                           f"{r.rejoin_s:.1f} s" if r.rejoin_s is not None else "-",
                           style="red" if r.lost else None)

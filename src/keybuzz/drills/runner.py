@@ -39,9 +39,14 @@ async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
     rejoin = await plan.recover()
     acked = history.acked_ids()
     found = await read_back(plan)
+    lost = acked - found
+    old_primary_acked = (history.last_ack_after(fault_at, server=plan.target_address)
+                         if plan.target_address and any(r.server for r in history.records) else None)
     return RoundResult(round=number, scenario=plan.scenario, target=plan.target, outage_s=round(outage, 3),
-                       acked=len(acked), lost=len(acked - found), errors=dict(history.errors(fault_at)),
+                       acked=len(acked), lost=len(lost), errors=dict(history.errors(fault_at)),
                        new_primary=new_primary, rejoin_s=None if rejoin is None else round(rejoin, 2),
+                       lost_window_s=history.last_ack_after(fault_at, ids=lost),
+                       old_primary_acked_s=old_primary_acked,
                        details=plan.details() if plan.details else {})
 
 

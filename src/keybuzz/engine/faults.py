@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from keybuzz.contract import DeployContext
 
 
 class ContainerFaults:
     """Real servers: a crash is `kill` of the module's containers on the host, restored by `start`.
 
-    Power-off and partition need the cloud provider's API, which keybuzz does not drive: those
-    scenarios are refused on real servers rather than approximated silently.
+    Power-off, partition and isolation need the cloud provider's API or its firewall, which keybuzz
+    does not drive: those scenarios are refused on real servers rather than approximated silently.
     """
 
     kinds = ("crash", "stop")
@@ -21,7 +23,7 @@ class ContainerFaults:
         result = await self.ctx.host(host).run(self.ctx.cli.list_module(self.module))
         return result.stdout.split()
 
-    async def inject(self, kind: str, host: str) -> None:
+    async def inject(self, kind: str, host: str, peers: Sequence[str] = ()) -> None:
         if kind not in self.kinds:
             raise ValueError(f"{kind!r} is not possible on real servers (needs the cloud API); "
                              f"use one of {', '.join(self.kinds)}")

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from keybuzz.lab.errors import LabError
 from keybuzz.lab.lab import Lab
 
-RESTORE = {"poweroff": "boot", "crash": "boot", "partition": "heal"}
+RESTORE = {"poweroff": "boot", "crash": "boot", "partition": "heal", "isolate": "heal"}
 
 
 class LabFaults:
-    """Power-off, crash and partition of a lab host (see keybuzz.lab: link down + SIGKILL ...)."""
+    """Power-off, crash, partition and isolation of a lab host (see keybuzz.lab: link down + SIGKILL ...)."""
 
-    kinds = ("poweroff", "crash", "partition")
+    kinds = ("poweroff", "crash", "partition", "isolate")
 
     def __init__(self, lab_dir: Path):
         self.lab = Lab(lab_dir)
 
-    async def inject(self, kind: str, host: str) -> None:
+    async def inject(self, kind: str, host: str, peers: Sequence[str] = ()) -> None:
         if kind not in self.kinds:
             raise ValueError(f"the lab cannot inject {kind!r}; it offers {', '.join(self.kinds)}")
-        await asyncio.to_thread(getattr(self.lab, kind), host)
+        if kind == "isolate":
+            await asyncio.to_thread(self.lab.isolate, host, list(peers))
+        else:
+            await asyncio.to_thread(getattr(self.lab, kind), host)
 
     async def restore(self, kind: str, host: str) -> None:
         await asyncio.to_thread(getattr(self.lab, RESTORE[kind]), host)

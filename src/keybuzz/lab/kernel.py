@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -153,6 +154,39 @@ def make_host_link(bridge: str, netns: str, veth: str, ip: ipaddress.IPv4Address
     run(["ip", "link", "set", veth, "master", bridge, "up"])
     batch = f"addr add {ip}/{subnet.prefixlen} dev eth0\nlink set lo up\nlink set eth0 up\n"
     run(["ip", "-n", netns, "-batch", "-"], input_text=batch)
+
+
+ISOLATION_TABLE = "keybuzz_lab_isolate"
+
+
+def isolation_ruleset(peers: list[str]) -> str:
+    """nftables rules for a host's own namespace: drop every packet to or from `peers`, both ways
+    (silence, as a broken switch port or VLAN gives); everything else, clients included, flows."""
+    addresses = ", ".join(peers)
+    return (f"table inet {ISOLATION_TABLE} {{\n"
+            f"  chain input {{ type filter hook input priority -300; ip saddr {{ {addresses} }} drop; }}\n"
+            f"  chain output {{ type filter hook output priority -300; ip daddr {{ {addresses} }} drop; }}\n"
+            "}\n")
+
+
+def isolate(netns: str, peers: list[str]) -> None:
+    """Replace the host's isolation with one from exactly `peers` (its namespace, not the machine's)."""
+    unisolate(netns)
+    run(["nsenter", f"--net={NETNS_DIR / netns}", "nft", "-f", "-"], input_text=isolation_ruleset(peers))
+
+
+def unisolate(netns: str) -> None:
+    run(["nsenter", f"--net={NETNS_DIR / netns}", "nft", "delete", "table", "inet", ISOLATION_TABLE], check=False)
+
+
+def isolated_from(netns: str) -> list[str]:
+    """The peers a host is isolated from (empty when it is not)."""
+    result = run(["nsenter", f"--net={NETNS_DIR / netns}", "nft", "list", "table", "inet", ISOLATION_TABLE],
+                 check=False)
+    if result.returncode != 0:
+        return []
+    line = next((ln for ln in result.stdout.splitlines() if "saddr" in ln), "")
+    return re.findall(r"\d+\.\d+\.\d+\.\d+", line)
 
 
 def ensure_hugetlb_v1() -> None:

@@ -61,6 +61,7 @@ class HostStatus:
     processes: int
     rss_mb: float
     containers: list[str] = field(default_factory=list)
+    isolated_from: list[str] = field(default_factory=list)  # hosts its packet filter drops (lab isolate)
 
 
 @dataclass
@@ -225,13 +226,16 @@ class Lab:
 
     def status(self, containers: bool = True) -> list[HostStatus]:
         table = kernel.netns_pids()
+        hosts = self.hosts
+        by_ip = {h.ip: h.name for h in hosts.values()}
         rows = []
-        for host in self.hosts.values():
+        for host in hosts.values():
             pids = kernel.pids_in(host.netns, table)
             pid1 = kernel.host_pid1(pids)
             rows.append(HostStatus(host.name, host.ip, list(host.roles), host.lb, pid1 is not None,
                                    kernel.link_is_up(host.veth), pid1, len(pids),
-                                   round(kernel.rss_kib(pids) / 1024, 1)))
+                                   round(kernel.rss_kib(pids) / 1024, 1),
+                                   isolated_from=[by_ip.get(ip, ip) for ip in kernel.isolated_from(host.netns)]))
         if containers:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 lists = pool.map(lambda row: self._containers(row.name) if row.up else [], rows)
@@ -272,9 +276,29 @@ class Lab:
         _require_root()
         kernel.link_set(self.host(host).veth, up=False)
 
-    def heal(self, host: str) -> None:
+    def isolate(self, host: str, peers: Sequence[str]) -> list[str]:
+        """Cut `host` from these peers only (hostnames or roles), both ways; clients, load balancers
+        and every other host still reach it. Returns the peer hostnames. `heal` removes exactly this."""
         _require_root()
-        kernel.link_set(self.host(host).veth, up=True)
+        target = self.host(host)
+        hosts = self.hosts
+        names: list[str] = []
+        for peer in peers:
+            matched = [h.name for h in hosts.values() if h.name == peer or peer in h.roles]
+            if not matched:
+                raise LabError(f"--from {peer!r} is neither a host nor a role of the lab; hosts: {', '.join(hosts)}")
+            names += [name for name in matched if name != host and name not in names]
+        if not names:
+            raise LabError(f"nothing to isolate {host} from: {', '.join(peers)} names only {host} itself")
+        kernel.isolate(target.netns, [hosts[name].ip for name in names])
+        return names
+
+    def heal(self, host: str) -> None:
+        """Link up again and no isolation: undoes `partition` and `isolate`."""
+        _require_root()
+        target = self.host(host)
+        kernel.unisolate(target.netns)
+        kernel.link_set(target.veth, up=True)
 
     def boot(self, host: str) -> list[str]:
         """Power on: link up, new PID 1 and sshd, then every container with a restart policy (as dockerd).
@@ -295,7 +319,7 @@ class Lab:
         return self._start_restart_policy_containers(host)
 
     def restore(self) -> list[str]:
-        """Boot every powered-off host and heal every cut link; what tests call after a fault."""
+        """Boot every powered-off host, heal every cut link and isolation; what tests call after a fault."""
         touched = []
         for row in self.status(containers=False):
             host = self.host(row.name)
@@ -303,7 +327,7 @@ class Lab:
                 kernel.kill_all(host.netns)  # leftovers of a half-dead host
                 self.boot(row.name)
                 touched.append(row.name)
-            elif not row.link_up:
+            elif not row.link_up or row.isolated_from:
                 self.heal(row.name)
                 touched.append(row.name)
         return touched

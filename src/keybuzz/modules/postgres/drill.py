@@ -25,9 +25,19 @@ SCENARIOS: dict[str, str] = {
     "poweroff-leader": "power off the leader's server (link down, every process killed)",
     "crash-leader": "kill every process of the leader's server, network up (peers see resets)",
     "partition-leader": "cut the leader's server off the network, processes keep running",
+    "isolate-leader": "cut the leader from the other db servers only (replicas, DCS): clients and HAProxy "
+                      "still reach it",
     "switchover": "planned switchover through Patroni's REST API",
 }
-FAULT_KIND = {"poweroff-leader": "poweroff", "crash-leader": "crash", "partition-leader": "partition"}
+FAULT_KIND = {"poweroff-leader": "poweroff", "crash-leader": "crash", "partition-leader": "partition",
+              "isolate-leader": "isolate"}
+# PostgreSQL's answer to a commit whose wait for the synchronous standby was cancelled (a statement
+# timeout, a cancel): success, with this WARNING, although no standby has the transaction.
+NOT_REPLICATED = "canceling wait for synchronous replication"
+
+
+class NotReplicated(Exception):
+    """A commit PostgreSQL reported with a warning that no synchronous standby confirmed it."""
 HEALTHY_TIMEOUT_S = 180
 REJOIN_TIMEOUT_S = 180
 TABLE = "keybuzz_drill"
@@ -40,28 +50,37 @@ class PostgresWriterProbe(WriterProbe):
         self.site, self.host, self.port = site, host, port
         self.run = uuid.uuid4().hex[:12]
         self._conn: psycopg.Connection[Any] | None = None
+        self._warnings: list[str] = []
 
     def _connect(self, connect_timeout: int = 1) -> psycopg.Connection[Any]:
         # libpq treats connect_timeout 1 as 2 s; statement/lock timeouts bound the server side and
         # tcp_user_timeout the client side. HAProxy's shutdown-sessions ends sessions to a dead leader.
-        return psycopg.connect(**app_conninfo(self.site, self.host, self.port, connect_timeout=connect_timeout),
+        conn = psycopg.connect(**app_conninfo(self.site, self.host, self.port, connect_timeout=connect_timeout),
                                autocommit=True, prepare_threshold=None, tcp_user_timeout=1000,
                                keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=2,
                                options="-c statement_timeout=1000 -c lock_timeout=1000")
+        conn.add_notice_handler(lambda notice: self._warnings.append(notice.message_primary or ""))
+        return conn
 
     def ensure_table(self) -> None:
         with self._connect(connect_timeout=5) as conn:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (run text NOT NULL, id bigint NOT NULL, "
                          "at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run, id))")
 
-    def write(self, write_id: int) -> None:
+    def write(self, write_id: int) -> str | None:
+        """The INSERT, acknowledged only without PostgreSQL's not-replicated warning; returns the server."""
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()
+        self._warnings.clear()
         try:
-            self._conn.execute(f"INSERT INTO {TABLE} (run, id) VALUES (%s, %s)", (self.run, write_id))
+            row = self._conn.execute(f"INSERT INTO {TABLE} (run, id) VALUES (%s, %s) "
+                                     "RETURNING host(inet_server_addr())", (self.run, write_id)).fetchone()
         except Exception:
             self.close()
             raise
+        if any(NOT_REPLICATED in warning for warning in self._warnings):
+            raise NotReplicated("committed locally only: the wait for the synchronous standby was cancelled")
+        return str(row[0]) if row and row[0] else None
 
     def read_ids(self) -> set[int]:
         """Through VIP:5432, i.e. the current leader."""
@@ -161,7 +180,8 @@ class PostgresDrills:
                     raise OperationFailed(f"switchover refused ({status}): {body}", module=layout.MODULE,
                                           step="switchover")
             else:
-                await dctx.faults.inject(FAULT_KIND[scenario], leader.hostname)
+                peers = [s.hostname for s in site.with_role("db") if s.hostname != leader.hostname]
+                await dctx.faults.inject(FAULT_KIND[scenario], leader.hostname, peers)
 
         async def recover() -> float | None:
             if scenario != "switchover":
@@ -172,7 +192,7 @@ class PostgresDrills:
             return (await wait_healthy_leader(site)).hostname
 
         return RoundPlan(scenario=scenario, target=leader.hostname, probe=probe, inject=inject, recover=recover,
-                         new_primary=new_primary, max_outage_s=180.0)
+                         new_primary=new_primary, max_outage_s=180.0, target_address=leader.ip)
 
 
 async def wait_healthy_leader(site: Site, timeout: float = 60.0) -> api.NodeState:

@@ -27,7 +27,16 @@ def check_patroni_raft(data: LintInput) -> Iterable[Hit]:
             "set tuning.patroni.dcs: etcd for a supported DCS (3 etcd members on the db servers)"
 
 
+def check_asynchronous(data: LintInput) -> Iterable[Hit]:
+    if data.site.with_role("db") and not data.site.settings(PatroniTuning).synchronous_mode:
+        yield "keybuzz.yaml tuning.patroni.synchronous_mode", (
+            "asynchronous replication: a leader cut from its replicas while clients still reach it keeps "
+            "acknowledging commits that the failover then loses (measured: thousands in seconds)"), \
+            "keep synchronous_mode: true (one synchronous standby) unless losing acknowledged writes is acceptable"
+
+
 RULES = (
     Rule("KB005", "error", "Patroni timings valid for Patroni 4", check_patroni_timings),
     Rule("KB006", "warning", "Patroni RAFT DCS deprecated upstream", check_patroni_raft),
+    Rule("KB011", "warning", "PostgreSQL replication synchronous", check_asynchronous),
 )

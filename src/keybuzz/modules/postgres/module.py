@@ -48,7 +48,7 @@ class PostgresModule(PostgresDrills, Module):
     settings = (
         SettingsSection(("tuning", "patroni"), PatroniTuning,
                         example={"dcs": "raft", "ttl": 20, "loop_wait": 2, "retry_timeout": 4,
-                                 "synchronous_mode": False}),
+                                 "synchronous_mode": True}),
         SettingsSection(("tuning", "postgres"), PostgresTuning),
     )
     credentials = CredentialFile("postgres", (

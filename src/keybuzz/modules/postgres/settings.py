@@ -17,7 +17,10 @@ class PatroniTuning(Strict):
     loop_wait: int = 2
     retry_timeout: int = 4
     maximum_lag_on_failover: int = 1048576
-    synchronous_mode: bool = False
+    # One synchronous standby of two, not strict: a commit is acknowledged once a replica has it, so a
+    # leader cut from its replicas acknowledges nothing that a failover could lose; with no replica
+    # left at all, Patroni goes on asynchronously (strict mode would stop writes). docs/postgres.md.
+    synchronous_mode: bool = True
 
 
 _PG_SIZE = r"^[1-9][0-9]*(kB|MB|GB|TB)$"

@@ -14,7 +14,7 @@ import time
 
 from keybuzz.contract import DrillContext, RoundPlan
 from keybuzz.haproxy import one_up_problems
-from keybuzz.modules.redis import layout, state
+from keybuzz.modules.redis import layout, lb, state
 from keybuzz.modules.redis.probe import RedisWriterProbe
 from keybuzz.modules.redis.settings import SentinelTuning
 from keybuzz.poll import NotYet, wait_until
@@ -24,6 +24,8 @@ SCENARIOS: dict[str, str] = {
     "poweroff-master": "power off the master's host (peers see silence); Sentinel fails over, HAProxy follows",
     "crash-master": "kill every process of the master's host (peers get resets)",
     "partition-master": "cut the master's host off the network, then heal it: it must rejoin as a replica",
+    "isolate-master": "cut the master from the other redis servers only (replicas, Sentinels): clients and "
+                      "HAProxy still reach it",
     "reboot-old-master": "power off the master, let the failover happen, then boot it while writes go on: "
                          "never two masters UP in HAProxy",
 }
@@ -32,6 +34,7 @@ FAULT_KINDS: dict[str, tuple[str, ...]] = {
     "poweroff-master": ("poweroff", "stop"),
     "crash-master": ("crash",),
     "partition-master": ("partition",),
+    "isolate-master": ("isolate",),
     "reboot-old-master": ("poweroff", "stop"),
 }
 FAILOVER_TIMEOUT_S = 60.0
@@ -110,7 +113,9 @@ class RedisDrills:
         return {"down_after_ms": tuning.down_after_ms, "failover_timeout_ms": tuning.failover_timeout_ms,
                 "min_replicas_to_write": tuning.min_replicas_to_write,
                 "min_replicas_max_lag_s": tuning.min_replicas_max_lag_s, "quorum": layout.quorum(dctx.ctx.site),
-                "haproxy_check": "inter 1s fastinter 250ms downinter 250ms fall 2 rise 2, Sentinel majority gate"}
+                "haproxy_check": f"{lb.MASTER_CHECK.removeprefix('default-server ')}, WAIT 1 "
+                                 f"{lb.REPLICATION_WAIT_MS} ms, Sentinel majority gate",
+                "writer": "RPUSH + WAIT 1" if dctx.options.get("wait") else "RPUSH"}
 
     async def prepare_drill(self, dctx: DrillContext) -> None:
         """A round starts only on a healthy cluster: one master, replicas linked, Sentinels agreeing."""
@@ -137,7 +142,9 @@ class RedisDrills:
             raise ValueError("no master named by a majority of Sentinels")
         vip = str(layout.vip(site))
         key = f"keybuzz:drill:{scenario}:{number}:{secrets.token_hex(4)}"
-        probe = RedisWriterProbe(vip, layout.REDIS_PORT, site.secret("redis", "REDIS_PASSWORD"), key)
+        probe = RedisWriterProbe(vip, layout.REDIS_PORT, site.secret("redis", "REDIS_PASSWORD"), key,
+                                 wait_replicas=1 if dctx.options.get("wait") else 0)
+        peers = [s.hostname for s in layout.redis_servers(site) if s.hostname != target]
         sampler = HaproxySampler(site)
         rejoin: dict[str, float] = {}
 
@@ -152,7 +159,7 @@ class RedisDrills:
 
         async def inject() -> None:
             sampler.start()
-            await dctx.faults.inject(kind, target)
+            await dctx.faults.inject(kind, target, peers)
             if scenario == "reboot-old-master":
                 await wait_until("a new master UP in every HAProxy", lambda: _failed_over(site, target),
                                  timeout=FAILOVER_TIMEOUT_S, interval=0.2, module=layout.MODULE)

@@ -6,10 +6,16 @@ So a node is UP only when both agree:
 
 - the Sentinels: backend `redis_votes_<node>` asks every Sentinel for the master
   (`SENTINEL get-master-addr-by-name`); each Sentinel naming this node is one UP vote;
-- the node itself: the check of server <node> in backend `redis` (AUTH, INFO replication,
-  role:master, QUIT) goes through a loopback "gate" frontend that accepts connections only
-  while a majority of the votes are UP (`nbsrv(...) ge quorum`) and no other node is UP in
-  backend `redis` (a new master comes UP only after the old one went DOWN).
+- the node itself: the check of server <node> in backend `redis` (AUTH, a write of the check key
+  then `WAIT 1`, INFO replication, role:master, QUIT) goes through a loopback "gate" frontend
+  that accepts connections only while a majority of the votes are UP (`nbsrv(...) ge quorum`)
+  and no other node is UP in backend `redis` (a new master comes UP only after the old one went
+  DOWN).
+- a replica confirms writes now: `WAIT 1 REPLICATION_WAIT_MS` after the check's own write must
+  answer at least one replica. A master cut from its replicas (while HAProxy and the clients still
+  reach it) fails this at its next check and goes DOWN within about a second, its client sessions
+  cut, instead of acknowledging writes that the failover then discards (min-replicas-max-lag only
+  stops it after seconds).
 
 A powered-off Sentinel host only removes one vote: the real master keeps its majority and
 stays UP. HAProxy reads the passwords from its environment (the 0600 env file), so
@@ -24,8 +30,10 @@ from keybuzz.site import Site
 
 BACKEND = "redis"
 FRONTEND = "redis"
-MASTER_CHECK = ("default-server inter 1s fastinter 100ms downinter 100ms fall 2 rise 2 "
+MASTER_CHECK = ("default-server inter 250ms fastinter 100ms downinter 100ms fall 2 rise 2 "
                 "on-marked-down shutdown-sessions")
+CHECK_KEY = "keybuzz:replication-check"  # written by every master check, so WAIT has something to wait for
+REPLICATION_WAIT_MS = 100
 # Sentinel has no QUIT ("unknown command"): a vote check whose answer names another node would
 # wait for the whole check timeout. The short timeout makes a DOWN vote re-check every ~0.5 s;
 # `fall 2` keeps one slow answer from costing the master a vote.
@@ -55,8 +63,11 @@ def haproxy_sections(site: Site) -> list[Section]:
         "tcp-check connect",
         'tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
         "tcp-check expect string +OK",
-        # QUIT right behind INFO: a replica closes at once instead of holding the check open.
-        'tcp-check send "INFO replication\\r\\nQUIT\\r\\n"',
+        # One send, answered in order: the write's +OK, WAIT's count of replicas that confirmed it,
+        # INFO, and QUIT (a replica closes at once instead of holding the check open). A replica
+        # answers -READONLY, an isolated master :0, a master past min-replicas-max-lag -NOREPLICAS.
+        f'tcp-check send "SET {CHECK_KEY} 1\\r\\nWAIT 1 {REPLICATION_WAIT_MS}\\r\\nINFO replication\\r\\nQUIT\\r\\n"',
+        'tcp-check expect rstring "[+]OK\\r\\n:[1-9]\\r\\n"',
         "tcp-check expect string role:master",
         "timeout check 1s",
         MASTER_CHECK,
