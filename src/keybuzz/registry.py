@@ -137,17 +137,19 @@ def seed_versions() -> dict[str, Any]:
             "software": {pin.key: pin.version for m in MODULES for pin in m.software}}
 
 
-def example_config() -> dict[str, Any]:
-    """The seed's core settings plus every module's example section (so users see the knobs)."""
+def example_config(*, lab: bool = False) -> dict[str, Any]:
+    """The seed's core settings plus every module's example section (so users see the knobs); with
+    `lab`, the sections' lab values over them (the lab's own site)."""
     config = example.seed_config()
     for module in MODULES:
         for section in module.settings:
-            if section.example is None:
+            values = {**(section.example or {}), **((section.lab or {}) if lab else {})}
+            if not values:
                 continue
             node = config
             for key in section.path[:-1]:
                 node = node.setdefault(key, {})
-            node[section.path[-1]] = dict(section.example)
+            node[section.path[-1]] = values
     return config
 
 

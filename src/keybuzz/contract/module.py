@@ -63,6 +63,12 @@ class Module:
     def roles(self) -> tuple[str, ...]:
         return tuple(r for r in (self.own_role, *self.companion_roles) if r)
 
+    @property
+    def runs_in_lab(self) -> bool:
+        """Its servers belong in the lab topologies: implemented, and every image it needs there has a lab
+        recipe or alias. Override when the lab runs another backend than production's (sections' `lab`)."""
+        return self.implemented and bool(self.images) and all(spec.lab for spec in self.images)
+
     def hosts(self, site: Site) -> list[Server]:
         if self.own_role and not site.with_role(self.own_role):
             return []

@@ -26,7 +26,7 @@ def server_rows(subnet: ipaddress.IPv4Network, hosts: list[HostSpec]) -> list[Se
 
 
 def lab_config(subnet: ipaddress.IPv4Network, hosts: list[HostSpec], key: Path, known_hosts: Path) -> dict[str, Any]:
-    config = example_config()
+    config = example_config(lab=True)
     offsets = {h.lb: h.offset for h in hosts if h.lb}
     config["network"] = {"cidr": str(subnet)}
     config["domain"] = LAB_DOMAIN

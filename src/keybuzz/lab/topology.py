@@ -34,8 +34,7 @@ class HostSpec:
 def lab_roles() -> set[str]:
     """The roles of the implemented modules whose every image the lab can build or serve: a module
     that lands with its lab images brings its hosts into the lab topologies by itself."""
-    return {role for m in MODULES if m.implemented and m.images and all(spec.lab for spec in m.images)
-            for role in m.roles}
+    return {role for m in MODULES if m.runs_in_lab for role in m.roles}
 
 
 def _small() -> list[HostSpec]:

@@ -30,6 +30,7 @@ class SettingsSection:
     path: tuple[str, ...]
     model: type[BaseModel]
     example: dict[str, Any] | None = None  # written by `keybuzz init --example seed`, so users see the knobs
+    lab: dict[str, Any] | None = None  # what the lab's own site sets instead (e.g. a backend the lab can run)
 
     def __post_init__(self) -> None:
         if not self.path or self.path[0] in CoreConfig.model_fields:
