@@ -34,11 +34,12 @@ def _quiet(buffer: io.StringIO | None = None) -> Console:
 
 
 def install(site: Site, module: Module) -> Run:
+    """`keybuzz install -v` of one module: the output holds every action line too."""
     buffer = io.StringIO()
 
     async def go() -> Run:
         started = time.monotonic()
-        async with Engine(site, console=_quiet(buffer)) as engine:
+        async with Engine(site, console=_quiet(buffer), verbose=True) as engine:
             await install_modules(engine, [module])
             return Run(engine.stats, time.monotonic() - started, buffer.getvalue())
 

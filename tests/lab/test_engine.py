@@ -93,7 +93,12 @@ def test_first_install_creates_files_and_one_container_per_host(site: Site, inst
     assert all(check.ok for check in installed.results[0].checks), installed.results[0].checks
     assert set(installed.stats.changes_by_host) == set(hosts)
     assert installed.stats.restarts == len(hosts)
-    assert installed.handshakes == len(hosts)  # converge, health gate and validate reuse one connection each
+    assert installed.handshakes == len(hosts)  # pre-checks, converge, gate and validate share one connection each
+    # One line per phase and one summary of the hosts changed, not a line per file of every host:
+    assert "changed " not in installed.output and "/opt/keybuzz/demo/demo.conf" not in installed.output
+    assert f"demo: {len(hosts)} host(s) changed: " in installed.output
+    assert "ok demo: files and containers on every host" in installed.output
+    assert "host=" in (site.logs_dir / "install.log").read_text()  # every action is still in the log
     assert CONTAINER in containers(lab, hosts[0])
     env = lab.exec(hosts[0], ["stat", "-c", "%a", "/opt/keybuzz/demo/demo.env"], check=True).stdout.strip()
     assert env == "600"

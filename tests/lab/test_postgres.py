@@ -118,7 +118,7 @@ def test_dcs_setting_goes_through_patroni_without_restart(site: Site, installed:
     try:
         run = install(with_patroni(site, ttl=ttl), MODULE)
         assert run.stats.changes >= 1 and run.stats.restarts == 0, run.output
-        assert "PATCH /config" in run.output
+        assert "PATCH /config: DCS settings differ from keybuzz.yaml: ['ttl']" in run.output
         status, config = asyncio.run(api.call(str(site.server(leader(site)).private_ip), "/config"))
         assert status == 200 and config["ttl"] == ttl
     finally:
@@ -148,7 +148,7 @@ def test_image_change_hands_the_leader_over_before_recreating_it(site: Site, lab
     lost = acked - probe.read_ids()
     print(f"\nimage upgrade under writes: {run.seconds:.1f} s, {run.stats.restarts} restarts, "
           f"write outage {outage:.2f} s, lost {len(lost)}/{len(acked)}")
-    assert run.stats.restarts == 3 and "POST /switchover" in run.output, run.output
+    assert run.stats.restarts == 3 and "POST /switchover: leader handed over" in run.output, run.output
     assert leader(site) != old_leader and not lost
     back = install(site, MODULE)  # the tag alone again: same dance, cluster healthy afterwards
     assert back.stats.restarts == 3
