@@ -1,6 +1,6 @@
 """Failover figures on the lab: write outage and acknowledged writes lost, per module and scenario.
 
-    .venv/bin/python bench/failover.py [--lab-dir DIR] [--subnet CIDR] [--modules postgres,redis] [--rounds 3]
+    .venv/bin/python bench/failover.py [--lab-dir DIR] [--subnet CIDR] [--modules postgres,redis,rabbitmq] [--rounds 3]
                                        [--from-nothing] [--no-seed-timings] [--keep-lab]
 
 Uses the lab in --lab-dir when it is up, otherwise brings up a small one (taken down at the end
@@ -36,6 +36,8 @@ SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {
                  ("isolate-leader", {"sync": False}), ("switchover", {})],
     "redis": [("poweroff-master", {}), ("reboot-old-master", {}), ("isolate-master", {}),
               ("isolate-master", {"wait": True})],
+    "rabbitmq": [("poweroff-leader", {}), ("crash-leader", {}), ("partition-leader", {}), ("isolate-leader", {}),
+                 ("cold-start", {})],
 }
 SEED_PATRONI = {"ttl": 30, "loop_wait": 1, "retry_timeout": 14}  # the seed's 30/10/30 as Patroni 4 applies it
 
@@ -133,14 +135,16 @@ def print_results(installs: list[tuple[str, float, int, int]], rows: list[Row]) 
     console.print(table)
     table = Table(title="failover drills (median over rounds)")
     for column in ("module", "scenario", "setting", "rounds", "outage median", "outage max", "lost/acked",
-                   "lost window max", "errors", "rejoin max"):
+                   "lost window max", "errors", "rejoin max", "consumer gap max"):
         table.add_column(column)
     for row in rows:
         s = row.report.summary()
+        consumer_gaps = [float(g) for r in row.report.rounds if (g := r.details.get("consumer_gap_s")) is not None]
         table.add_row(row.module, row.scenario, row.setting, str(s["rounds"]), f"{s['outage_median_s']} s",
                       f"{s['outage_max_s']} s", f"{s['lost_total']}/{s['acked_total']}",
                       f"{s['lost_window_max_s']} s", str(s["errors_total"]),
-                      f"{s['rejoin_max_s']} s" if s["rejoin_max_s"] is not None else "-")
+                      f"{s['rejoin_max_s']} s" if s["rejoin_max_s"] is not None else "-",
+                      f"{max(consumer_gaps):.2f} s" if consumer_gaps else "-")
     console.print(table)
 
 

@@ -61,6 +61,9 @@ class ContainerSpec:
     tmpfs: tuple[str, ...] = ()  # paths mounted as fresh tmpfs inside the container
     stop_timeout_s: int = STOP_TIMEOUT_S  # graceful stop before SIGKILL (databases flush)
     health: HealthCheck | None = None
+    hostname: str | None = None  # the container's own host name (services that name themselves by it)
+    # (name, ip) pairs in the container's /etc/hosts: peers found by name whatever the host resolves.
+    extra_hosts: tuple[tuple[str, str], ...] = ()
     # Files on the host whose content, when changed, requires recreating the container.
     restart_on: tuple[str, ...] = field(default=())
 
@@ -93,6 +96,10 @@ class ContainerCli:
             argv += ["--network", "host"]
         if spec.user:
             argv += ["--user", spec.user]
+        if spec.hostname:
+            argv += ["--hostname", spec.hostname]
+        for name, ip in spec.extra_hosts:
+            argv += ["--add-host", f"{name}:{ip}"]
         if spec.env_file:
             argv += ["--env-file", spec.env_file]
         for mount in spec.mounts:

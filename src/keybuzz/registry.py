@@ -14,6 +14,7 @@ from keybuzz.errors import InputError
 from keybuzz.images import ImageSpec
 from keybuzz.modules import pending
 from keybuzz.modules.postgres import MODULE as POSTGRES
+from keybuzz.modules.rabbitmq import MODULE as RABBITMQ
 from keybuzz.modules.redis import MODULE as REDIS
 from keybuzz.secrets import CredentialFile
 from keybuzz.site import Site, example
@@ -25,7 +26,7 @@ MODULES: list[Module] = [
     pending.BASE_OS,
     POSTGRES,
     REDIS,
-    pending.RABBITMQ,
+    RABBITMQ,
     pending.MINIO,
     pending.MARIADB,
     pending.PROXYSQL,

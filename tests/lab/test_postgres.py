@@ -20,7 +20,8 @@ from engine_runs import Run, cleanup, drill_round, install, validate  # tests/la
 
 from keybuzz.drills.probe import ProbeRunner
 from keybuzz.lab import Lab
-from keybuzz.modules.postgres import MODULE, api, layout
+from keybuzz.modules.postgres import MODULE, api, layout, vectors
+from keybuzz.modules.postgres.client import query
 from keybuzz.modules.postgres.drill import PostgresWriterProbe
 from keybuzz.modules.postgres.settings import PatroniTuning
 from keybuzz.registry import load_site
@@ -68,13 +69,39 @@ def test_rerun_changes_nothing(site: Site, installed: Run) -> None:
     assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
 
 
-def test_validate_all_green_and_pgvector_reported_unavailable(site: Site, installed: Run) -> None:
+def test_validate_all_green_with_pgvector_and_the_lab_gaps_reported(site: Site, installed: Run) -> None:
+    """PostgreSQL 16 + pgvector for real (HNSW on the primary and every replica); what the lab's build
+    lacks is reported as a lab gap, and the lab site's smaller preload list is said to differ."""
     results = {r.name: r for r in validate(site, MODULE)}
     failed = [f"{r.name}: {r.detail}" for r in results.values() if r.available and not r.ok]
     assert failed == []
-    vector = results["pgvector: CREATE EXTENSION vector"]
-    assert vector.available is False and "not available in this image" in vector.detail
-    assert len([r for r in results.values() if r.available and r.ok]) == 8
+    vector = [r for name, r in results.items() if name.startswith("pgvector")]
+    assert len(vector) == 2 and all(r.ok and r.available for r in vector)
+    assert "found by the index" in vector[0].detail
+    gaps = {name: r.detail for name, r in results.items() if not r.available}
+    assert sorted(gaps) == ["ICU collations (the production build has them)",
+                            "pg_stat_statements: preloaded (query statistics), as in production"]
+    assert all("lab gap" in detail for detail in gaps.values())
+    assert "production's ['pg_stat_statements']" in gaps["pg_stat_statements: preloaded (query statistics), as in "
+                                                          "production"]
+    assert len([r for r in results.values() if r.available and r.ok]) == 11
+    vip = str(site.config.load_balancers[0].vip)
+    assert int(query(site, vip, layout.WRITE_PORT, "SHOW server_version_num")[0][0]) // 10000 == 16
+    assert query(site, vip, layout.WRITE_PORT, f"SELECT count(*) FROM {vectors.TABLE}") == [(0,)]  # rows cleaned
+
+
+def test_pgvector_check_fails_without_the_extension_and_install_brings_it_back(site: Site, lab: Lab,
+                                                                             installed: Run) -> None:
+    superuser = site.credentials["postgres"]["POSTGRES_SUPERUSER_USER"]
+    database = site.credentials["postgres"]["POSTGRES_APP_DATABASE"]
+    lab.exec(leader(site), ["podman", "exec", "-i", "--user", layout.IMAGE_USER, layout.PATRONI_CONTAINER, "psql",
+                            "-X", "-h", layout.C_SOCKET_DIR, "-U", superuser, "-d", database, "-v", "ON_ERROR_STOP=1"],
+             check=True, input_text="DROP EXTENSION vector CASCADE;\n")  # also drops the check table's column
+    broken = {r.name: r for r in validate(site, MODULE)}[vectors.PRIMARY_NAME]
+    assert broken.available and not broken.ok and "run `keybuzz install`" in broken.detail
+    again = install(site, MODULE)
+    assert "CREATE EXTENSION vector" in again.output and again.stats.restarts == 0, again.output
+    assert [f"{r.name}: {r.detail}" for r in validate(site, MODULE) if r.available and not r.ok] == []
 
 
 def test_secrets_stay_off_the_hosts_argv_and_patroni_yml(site: Site, lab: Lab, installed: Run) -> None:

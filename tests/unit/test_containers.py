@@ -102,6 +102,16 @@ def test_fields_added_later_keep_the_hash_running_containers_carry() -> None:
     an upgrade must not recreate every container of a site."""
     assert spec().spec_hash({ENV: "e1", CONF: "c1"}) == "5c570f17943f90dd"
     assert spec(cap_add=("NET_ADMIN",)).spec_hash({ENV: "e1", CONF: "c1"}) != "5c570f17943f90dd"
+    assert spec(extra_hosts=(("queue-01", "10.0.0.126"),)).spec_hash({ENV: "e1", CONF: "c1"}) != "5c570f17943f90dd"
+
+
+def test_hostname_and_extra_hosts_become_run_flags() -> None:
+    argv = PODMAN.run(spec(hostname="queue-01", extra_hosts=(("queue-01", "10.0.0.126"), ("queue-02", "10.0.0.127"))),
+                      "h")
+    assert argv[argv.index("--hostname") + 1] == "queue-01"
+    assert [argv[i + 1] for i, word in enumerate(argv) if word == "--add-host"] == [
+        "queue-01:10.0.0.126", "queue-02:10.0.0.127"]
+    assert argv.index("--add-host") < argv.index(spec().image)  # flags before the image
 
 
 def test_capabilities_tmpfs_stop_timeout_and_health_reach_the_argv() -> None:

@@ -20,15 +20,16 @@ def test_small_topology_keeps_the_seed_last_octets() -> None:
     assert hosts["db-master-01"] == "10.77.0.120"
     assert hosts["lb-internal"] == "10.77.0.10" and hosts["lb-mariadb"] == "10.77.0.20"
     assert hosts["app-01"] == "10.77.0.200"
-    assert len(hosts) == 11
+    assert [hosts[f"queue-0{i}"] for i in (1, 2, 3)] == ["10.77.0.126", "10.77.0.127", "10.77.0.128"]
+    assert len(hosts) == 14
 
 
 def test_small_topology_roles_and_load_balancers() -> None:
     """The roles of the implemented modules whose images the lab can build: their hosts, nothing else."""
     specs = topology("small")
     roles = [role for h in specs for role in h.roles]
-    assert {r: roles.count(r) for r in set(roles)} == {"haproxy": 2, "db": 3, "redis": 3, "app": 1}
-    assert lab_roles() == {"haproxy", "db", "redis"}
+    assert {r: roles.count(r) for r in set(roles)} == {"haproxy": 2, "db": 3, "redis": 3, "queue": 3, "app": 1}
+    assert lab_roles() == {"haproxy", "db", "redis", "queue"}
     assert {h.name: h.lb for h in specs if h.lb} == {"lb-internal": "lb-internal", "lb-mariadb": "lb-mariadb"}
 
 

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from keybuzz.containers import ContainerCli
+from keybuzz.errors import InputErrors
 from keybuzz.haproxy import parse_config
 from keybuzz.modules.postgres import layout
 from keybuzz.modules.postgres.render import render
-from keybuzz.registry import load_site, module_by_name
+from keybuzz.registry import example_config, load_site, module_by_name
 from keybuzz.render import ImageUser, Plans
 from keybuzz.site import Site
 
@@ -76,6 +77,23 @@ def test_postgresql_settings_corrected(plans: Plans, site: Site) -> None:
     assert params["password_encryption"] == "scram-sha-256"
     assert params["shared_buffers"] == site.config.tuning.postgres.shared_buffers == "256MB"
     assert params["max_connections"] == 200
+
+
+def test_production_preloads_pg_stat_statements_and_the_lab_site_says_otherwise(seed_site: Path, kb: type) -> None:
+    site = load_site(seed_site)
+    params = patroni_doc(render(site), "db-master-01", site)["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert params["shared_preload_libraries"] == "pg_stat_statements" and params["pg_stat_statements.track"] == "all"
+    lab_values = example_config(lab=True)["tuning"]["postgres"]  # what `keybuzz lab up` writes
+    assert lab_values == {"preload_libraries": []} and "postgres" not in example_config()["tuning"]
+    lab = kb.retune(seed_site, "postgres", **lab_values)
+    params = patroni_doc(render(lab), "db-master-01", lab)["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert params["shared_preload_libraries"] == ""
+    assert "pg_stat_statements.track" not in params  # a setting of a library that is not loaded
+
+
+def test_preload_libraries_refuses_what_is_not_a_library_name(seed_site: Path, kb: type) -> None:
+    with pytest.raises(InputErrors, match="preload_libraries"):
+        kb.retune(seed_site, "postgres", preload_libraries=["pg_stat_statements,auto_explain"])
 
 
 def test_memory_comes_from_settings(seed_site: Path) -> None:

@@ -33,6 +33,11 @@ def install(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every action on screen (always in "
                                                                   "logs/install.log).")] = False,
+    force_boot: Annotated[str | None, typer.Option(
+        "--force-boot", help="MODULE: boot its stopped nodes from their own data without waiting for peers that "
+                             "will not come back (asks for the module's name).")] = None,
+    confirm: Annotated[str | None, typer.Option("--confirm", help="The module name, to --force-boot in scripts.")
+                       ] = None,
 ) -> None:
     """Install the modules of this version in the seed's order, each validated before the next.
 
@@ -53,6 +58,14 @@ def install(
         modules = select_modules(MODULES, start_from=start_from_module, only=names)
     except KeyError as exc:
         raise fail(str(exc.args[0])) from None
+    forced: frozenset[str] = frozenset()
+    if force_boot:
+        typed = confirm if confirm is not None else typer.prompt(
+            f"--force-boot lets {force_boot}'s stopped nodes start without their peers: a node that was not the "
+            "last to stop can come back with older data. Type the module name to confirm")
+        if typed.strip() != force_boot:
+            raise fail(f"confirmation {typed!r} does not match {force_boot!r}; nothing was changed")
+        forced = frozenset({force_boot})
     loaded = load(site)
     errors = [f for f in lint(loaded) if f.severity == "error"]
     if errors:
@@ -61,7 +74,7 @@ def install(
                    "(nothing was changed)")
 
     async def run() -> list:
-        async with Engine(loaded, dry_run=dry_run, console=console, verbose=verbose) as engine:
+        async with Engine(loaded, dry_run=dry_run, console=console, verbose=verbose, force_boot=forced) as engine:
             results = await install_modules(engine, modules, clean=clean, only=names)
             console.print(_results_table(f"install {site}" + (" (dry-run)" if dry_run else ""), results))
             verb = "would change" if dry_run else "changes"

@@ -39,6 +39,9 @@ class DeployContext(Protocol):
     site: Site
     dry_run: bool
     cli: ContainerCli  # argv builders for the site's container CLI
+    # Modules the operator asked to boot from their own data without waiting for peers that may never
+    # come back (`keybuzz install --force-boot MODULE`, typed confirmation). Never guessed by a module.
+    force_boot: frozenset[str]
 
     def host(self, hostname: str) -> HostHandle: ...
 

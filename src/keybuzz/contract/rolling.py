@@ -26,19 +26,27 @@ async def will_recreate(ctx: DeployContext, hostname: str, plans: Plans, contain
 async def roll(ctx: DeployContext, hosts: Sequence[str], plans: Plans, *,
                settled: Callable[[str], Awaitable[object]], what: Callable[[str], str], timeout: float,
                primary: str | None = None, container: str | None = None,
-               hand_over: Callable[[str], Awaitable[None]] | None = None, gate_unchanged: bool = False,
+               hand_over: Callable[[str], Awaitable[None]] | None = None,
+               before_recreate: Callable[[str], Awaitable[None]] | None = None, gate_unchanged: bool = False,
                label: str = "converge") -> int:
     """Converge `hosts` one at a time, `primary` last; returns the number of changes.
 
     Before the primary: when `hand_over` is given and its `container` would be recreated, the
     primary role is handed over first (a planned switchover costs ~2 s of writes; killing a
-    primary costs the failover timeout). After each host that changed (or every host, with
-    `gate_unchanged`): wait until `settled(host)` holds, named `what(host)` in a timeout."""
+    primary costs the failover timeout). Before any host whose container would be recreated,
+    `before_recreate(host)` (e.g. wait until the cluster can lose it). After each host that
+    changed (or every host, with `gate_unchanged`): wait until `settled(host)` holds, named
+    `what(host)` in a timeout. `container` defaults to the plan's only container."""
     order = [h for h in hosts if h != primary] + ([primary] if primary in hosts else [])
     changes = 0
     for host in order:
-        if host == primary and hand_over and container and not ctx.dry_run and await will_recreate(
-                ctx, host, plans, container):
+        watched = container or (plans[host].containers[0].name if len(plans[host].containers) == 1 else None)
+        recreate = bool((hand_over or before_recreate) and watched and not ctx.dry_run
+                        and await will_recreate(ctx, host, plans, watched))
+        if recreate and before_recreate:
+            async with ctx.phase(f"make sure {host} can stop"):
+                await before_recreate(host)
+        if recreate and hand_over and host == primary:
             async with ctx.phase(f"hand the primary role over from {host} before recreating it"):
                 await hand_over(host)
         async with ctx.phase(f"{label} {host}" + (" (the primary, last)" if host == primary else "")):

@@ -88,9 +88,10 @@ class Engine:
     """DeployContext over SSH, identical for the lab and real servers. Use as `async with Engine(site)`."""
 
     def __init__(self, site: Site, *, dry_run: bool = False, console: Console | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, force_boot: frozenset[str] = frozenset()):
         self.site = site
         self.dry_run = dry_run
+        self.force_boot = force_boot
         self.console = console or Console()
         self.verbose = verbose
         self.settings = SshSettings.from_site(site)

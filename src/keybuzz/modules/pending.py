@@ -33,16 +33,6 @@ def check_maria_without_proxysql(data: LintInput) -> Iterable[Hit]:
 
 
 BASE_OS = PendingModule(2, "base_os", "Base OS & security", None, ROLES)
-RABBITMQ = PendingModule(
-    5, "rabbitmq", "RabbitMQ HA (quorum queues)", "queue", ("haproxy",),
-    quorum=Quorum("queue", 1, "quorum queues need a majority of the nodes"),
-    role_needs=(RoleNeed("queue", "haproxy", "RabbitMQ is reached through HAProxy on the haproxy servers"),),
-    credentials=CredentialFile("rabbitmq", (
-        CredentialSpec("RABBITMQ_ADMIN_USER", "keybuzz"),
-        CredentialSpec("RABBITMQ_ADMIN_PASSWORD"),
-        CredentialSpec("RABBITMQ_ERLANG_COOKIE", length=48),
-    ), roles=("queue",)),
-    images=(ImageSpec("rabbitmq", "rabbitmq:3.13.2-management", note=NOT_BUILT),))
 MINIO = PendingModule(
     6, "minio", "MinIO S3 (distributed)", "minio",
     credentials=CredentialFile("minio", (

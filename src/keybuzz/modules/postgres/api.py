@@ -1,19 +1,16 @@
 """Patroni's REST API, asked directly from the control machine (private network or lab bridge).
 
-Unsafe calls (PATCH /config, POST /switchover, /reload) carry HTTP basic auth built in memory:
-the password is never in an argv (curl -u would put it there) nor in a log line.
+Unsafe calls (PATCH /config, POST /switchover, /reload) carry HTTP basic auth (keybuzz.jsonhttp).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from keybuzz import jsonhttp
+from keybuzz.jsonhttp import basic_auth
 from keybuzz.modules.postgres import layout
 from keybuzz.site import Site
 
@@ -44,27 +41,7 @@ class NodeState:
 
 def _auth_header(site: Site) -> str:
     creds = site.credentials[layout.MODULE]
-    token = f"{creds['PATRONI_RESTAPI_USER']}:{creds['PATRONI_RESTAPI_PASSWORD']}".encode()
-    return "Basic " + base64.b64encode(token).decode()
-
-
-def _request(url: str, method: str, body: dict[str, Any] | None, auth: str | None,
-             timeout: float) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if auth:
-        request.add_header("Authorization", auth)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, text = response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read().decode(errors="replace")
-    try:
-        return status, json.loads(text) if text.strip() else None
-    except json.JSONDecodeError:
-        return status, text
+    return basic_auth(creds["PATRONI_RESTAPI_USER"], creds["PATRONI_RESTAPI_PASSWORD"])
 
 
 async def call(ip: str, path: str, *, method: str = "GET", body: dict[str, Any] | None = None,
@@ -72,7 +49,7 @@ async def call(ip: str, path: str, *, method: str = "GET", body: dict[str, Any] 
                timeout: float = TIMEOUT_S) -> tuple[int, Any]:
     """(status, parsed body). `site` given means: authenticate (unsafe endpoints)."""
     auth = _auth_header(site) if site is not None else None
-    return await asyncio.to_thread(_request, f"http://{ip}:{port}{path}", method, body, auth, timeout)
+    return await jsonhttp.request(f"http://{ip}:{port}{path}", method=method, body=body, auth=auth, timeout=timeout)
 
 
 def _parse_state(hostname: str, ip: str, doc: dict[str, Any]) -> NodeState:

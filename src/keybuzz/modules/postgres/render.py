@@ -17,8 +17,8 @@ from keybuzz.site.servers import Server
 
 USERLIST = FilledAtDeploy("pgbouncer-userlist", "the application role's SCRAM verifier, read from the leader")
 
-# Adds every PostgreSQL bin dir of the image to PATH: the lab image (Debian, PostgreSQL 15) and
-# the production image (official postgres, 16) keep them in different places.
+# Adds every PostgreSQL bin dir of the image to PATH, whatever its major version: the official
+# postgres image keeps its binaries there, and the lab image links the wheel's build there.
 PATRONI_START = ('for d in /usr/lib/postgresql/*/bin; do PATH="$d:$PATH"; done; export PATH; '
                  f"exec /opt/patroni/bin/patroni {layout.C_CONFIG}")
 

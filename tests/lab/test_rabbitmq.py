@@ -1,0 +1,219 @@
+"""RabbitMQ HA on the lab: real RabbitMQ nodes, HAProxy and pika, through the engine.
+
+One cluster for the module, in order: fresh deploy, re-run (0 changes, 0 restarts), checks, one
+round of each drill (power-off, crash, partition and isolation of the queue leader's node: 0
+confirmed messages lost), a settings change rolled under a publisher with confirms (0 lost), a
+node whose data folder is lost rejoining as a new member, the cold start of all nodes (back by
+themselves), a forced boot the operator asked for, then cleanup (data kept unless purged).
+Timings are printed, not asserted: bench/failover.py measures them over several rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pytest
+import yaml
+from engine_runs import Run, cleanup, drill_round, install, validate  # tests/lab is on sys.path
+from rich.console import Console
+
+from keybuzz.drills.probe import ProbeRunner
+from keybuzz.drills.report import RoundResult
+from keybuzz.engine import Engine, install_modules
+from keybuzz.lab import Lab
+from keybuzz.modules.rabbitmq import api, client, layout
+from keybuzz.modules.rabbitmq.drill import Consumer, Publisher
+from keybuzz.modules.rabbitmq.settings import RabbitmqSettings
+from keybuzz.registry import load_site, module_by_name
+from keybuzz.site import Site
+
+pytestmark = pytest.mark.lab
+MODULE = module_by_name("rabbitmq")
+NODES = ("queue-01", "queue-02", "queue-03")
+
+
+def report(result: RoundResult) -> str:
+    return (f"{result.scenario}: {result.target} -> {result.new_primary}, publish gap {result.outage_s:.2f} s, "
+            f"confirmed {result.acked}, lost {result.lost}, errors {result.errors}, rejoin {result.rejoin_s} s, "
+            f"{result.details}")
+
+
+def containers(lab: Lab, host: str) -> list[str]:
+    return lab.exec(host, ["podman", "ps", "-a", "--format", "{{.Names}}"], check=True).stdout.split()
+
+
+def present(lab: Lab, host: str, path: str) -> bool:
+    return lab.exec(host, ["test", "-e", path]).returncode == 0
+
+
+def whole(site: Site) -> list[str]:
+    return api.cluster_problems(site, asyncio.run(api.views(site)))
+
+
+def wait_whole(site: Site, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while (problems := whole(site)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert problems == []
+
+
+def publish(site: Site, queue: str, count: int) -> None:
+    connection = client.connect(site, str(layout.vip(site)), timeout=5)
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        client.declare_quorum_queue(channel, queue)
+        for i in range(count):
+            channel.basic_publish("", queue, str(i).encode(), pika.BasicProperties(delivery_mode=2), mandatory=True)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def site(lab: Lab) -> Iterator[Site]:
+    """The lab's site with no RabbitMQ module on it (a previous run's data purged)."""
+    site = load_site(lab.site_dir)
+    cleanup(site, MODULE, purge_data=True)
+    yield site
+
+
+@pytest.fixture(scope="module")
+def first_install(site: Site) -> Run:
+    run = install(site, MODULE)
+    print(f"\nrabbitmq deploy from nothing: {run.seconds:.1f} s, {run.stats.changes} changes, "
+          f"{run.stats.restarts} starts")
+    return run
+
+
+def test_deploy_then_rerun_changes_nothing(site: Site, first_install: Run) -> None:
+    assert first_install.stats.restarts == 3 + 2  # one node per queue server, one HAProxy each
+    assert "every node at once" in first_install.output  # a new cluster: nodes started together
+    rerun = install(site, MODULE)
+    print(f"\nrabbitmq re-run: {rerun.seconds:.1f} s")
+    assert (rerun.stats.changes, rerun.stats.restarts) == (0, 0), rerun.output
+
+
+def test_validate_all_green(site: Site, first_install: Run) -> None:
+    results = validate(site, MODULE)
+    names = " | ".join(r.name for r in results)
+    assert "wrong password" in names and "without a type" in names and "HAProxy haproxy-02" in names
+    assert [r for r in results if not r.ok] == []
+
+
+@pytest.mark.parametrize("scenario", ["poweroff-leader", "crash-leader", "partition-leader", "isolate-leader"])
+def test_losing_the_leaders_node_loses_no_confirmed_message(lab: Lab, site: Site, first_install: Run,
+                                                            scenario: str) -> None:
+    result = drill_round(site, lab, MODULE, scenario)
+    print("\n" + report(result))
+    assert result.acked > 0 and result.lost == 0
+    assert result.new_primary not in ("none", result.target)  # the queue got a leader elsewhere
+    assert result.rejoin_s is not None  # the node came back as a running member
+    assert result.details["delivered"] >= result.acked  # at least once; duplicates are counted, not lost
+    assert whole(site) == []
+
+
+def test_settings_change_rolls_one_node_at_a_time_under_confirmed_publishes(lab: Lab, site: Site,
+                                                                           first_install: Run) -> None:
+    config_path = lab.site_dir / "keybuzz.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config.setdefault("rabbitmq", {})["memory_limit"] = "900MB"
+
+    async def go() -> tuple[int, float, int, int, dict[str, int]]:
+        changed = load_site(lab.site_dir)
+        vip = str(layout.vip(changed))
+        queue = f"keybuzz.test.roll.{uuid.uuid4().hex[:8]}"
+        consumer = Consumer(changed, vip, queue)
+        probe = Publisher(changed, vip, queue, consumer)
+        await asyncio.to_thread(probe.ensure_queue)
+        consumer.start()
+        runner = ProbeRunner(probe, 0.1)
+        runner.start()
+        try:
+            await asyncio.sleep(1)
+            started = time.monotonic()
+            async with Engine(changed, console=Console(file=io.StringIO())) as engine:
+                await install_modules(engine, [MODULE])
+            await asyncio.sleep(3)
+        finally:
+            await asyncio.to_thread(runner.stop)
+        found = await asyncio.to_thread(probe.read_ids)
+        acked = runner.history.acked_ids()
+        return (engine.stats.restarts, runner.history.outage(started)[0], len(acked), len(acked - found),
+                dict(runner.history.errors(started)))
+
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        restarts, gap, acked, lost, errors = asyncio.run(go())
+    finally:
+        config_path.write_text(original)
+    print(f"\nrolling memory_limit change: {restarts} restarts, publish gap {gap:.2f} s, confirmed {acked}, "
+          f"lost {lost}, errors {errors}")
+    assert restarts == 3  # the nodes, one at a time; HAProxy untouched
+    assert acked > 0 and lost == 0
+    assert whole(site) == []
+    assert install(site, MODULE).stats.restarts == 3  # back to the original setting
+
+
+def test_node_with_lost_data_rejoins_without_losing_the_queues(lab: Lab, site: Site, first_install: Run) -> None:
+    queue = f"keybuzz.test.rejoin.{uuid.uuid4().hex[:8]}"
+    publish(site, queue, 50)
+    paths = layout.host_paths(site)
+    lab.exec("queue-02", ["podman", "stop", "-t", "60", layout.SERVER_CONTAINER], check=True)
+    lab.exec("queue-02", ["sh", "-c", f"rm -rf {paths.data}/mnesia"], check=True)
+    run = install(site, MODULE)
+    print(f"\nrejoin after a lost data folder: {run.seconds:.1f} s")
+    assert "forget queue-02's old membership" in run.output and "quorum queues grown" in run.output
+    wait_whole(site)
+    state = asyncio.run(api.queue(site, site.settings(RabbitmqSettings).vhost, queue))
+    assert state is not None and sorted(state.members) == [f"rabbit@{n}" for n in NODES]
+    connection = client.connect(site, str(layout.vip(site)), timeout=5)
+    try:
+        channel = connection.channel()
+        assert channel.queue_declare(queue, passive=True).method.message_count == 50
+        channel.queue_delete(queue)
+    finally:
+        connection.close()
+    assert [r for r in validate(site, MODULE) if not r.ok] == []
+
+
+def test_cold_start_of_every_node_comes_back_by_itself(lab: Lab, site: Site, first_install: Run) -> None:
+    result = drill_round(site, lab, MODULE, "cold-start")
+    print("\n" + report(result) + f"; whole cluster {result.rejoin_s} s after the boot")
+    assert result.acked > 0 and result.lost == 0
+    assert result.rejoin_s is not None
+    assert whole(site) == []
+
+
+def test_forced_boot_marks_each_stopped_node_and_rabbitmq_consumes_the_mark(lab: Lab, site: Site,
+                                                                            first_install: Run) -> None:
+    for host in reversed(NODES):
+        lab.exec(host, ["podman", "stop", "-t", "60", layout.SERVER_CONTAINER], check=True)
+    buffer = io.StringIO()
+
+    async def go() -> None:
+        async with Engine(site, console=Console(file=buffer, width=200), verbose=True,
+                          force_boot=frozenset({"rabbitmq"})) as engine:
+            await install_modules(engine, [MODULE])
+
+    asyncio.run(go())
+    assert buffer.getvalue().count("force boot: the node will not wait") == 3
+    marks = [f"{layout.host_paths(site).data}/mnesia/rabbit@{host}/force_load" for host in NODES]
+    assert not any(present(lab, host, mark) for host, mark in zip(NODES, marks, strict=True))  # read at boot
+    assert whole(site) == []
+
+
+def test_cleanup_keeps_data_unless_purged(lab: Lab, site: Site, first_install: Run) -> None:
+    paths = layout.host_paths(site)
+    cleanup(site, MODULE, purge_data=False)
+    assert layout.SERVER_CONTAINER not in containers(lab, "queue-01")
+    assert layout.HAPROXY_CONTAINER not in containers(lab, "haproxy-01")
+    assert not present(lab, "queue-01", paths.rabbitmq_conf)
+    assert present(lab, "queue-01", f"{paths.data}/mnesia")
+    cleanup(site, MODULE, purge_data=True)
+    assert not present(lab, "queue-01", paths.data)
