@@ -35,11 +35,17 @@ def get_logger(name: str = "") -> logging.Logger:
 
 
 def setup_site_logging(logs_dir: Path) -> None:
-    """Idempotent: handlers are attached once per logs folder, each with the redaction filter too."""
+    """Idempotent: handlers are attached once per logs folder, each with the redaction filter too.
+    A handler whose file was removed meanwhile (logs folder cleared, site rebuilt) is replaced: it
+    would write on into a deleted file."""
     logger = get_logger()
     logger.setLevel(logging.INFO)
     logs_dir.mkdir(parents=True, exist_ok=True)
     wanted = {logs_dir / "install.log": logging.INFO, logs_dir / "errors.log": logging.ERROR}
+    for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+        if not Path(handler.baseFilename).exists():
+            logger.removeHandler(handler)
+            handler.close()
     present = {Path(h.baseFilename).resolve() for h in logger.handlers if isinstance(h, logging.FileHandler)}
     for path, level in wanted.items():
         if path.resolve() in present:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -163,6 +164,16 @@ def test_setup_site_logging_is_idempotent(site_logs: Path):
     assert len(get_logger().handlers) == count
     get_logger("x").info("once")
     assert (site_logs / "install.log").read_text().count("once") == 1
+
+
+def test_a_removed_logs_folder_is_written_again(site_logs: Path):
+    """A site rebuilt under a running process (the lab's `down` then `up`) gets its logs back."""
+    count = len(get_logger().handlers)
+    shutil.rmtree(site_logs)
+    setup_site_logging(site_logs)
+    assert len(get_logger().handlers) == count
+    get_logger("x").info("after the rebuild")
+    assert "after the rebuild" in (site_logs / "install.log").read_text()
 
 
 def test_every_credential_name_is_documented_for_the_vault_migration():
