@@ -25,8 +25,8 @@ REDIS = module_by_name("redis")
 PORTS = [(REDIS, 6379, "Redis"), (REDIS, 26379, "Redis Sentinel")]
 
 
-def problems(text: str = FACTS, skew: float | None = 0.1, ports=PORTS) -> list[str]:
-    found = host_problems("redis-01", "10.0.0.123", parse_facts(text), cli="podman", data_root="/opt/keybuzz",
+def problems(text: str = FACTS, skew: float | None = 0.1, ports=PORTS, cli: str | None = "podman") -> list[str]:
+    found = host_problems("redis-01", "10.0.0.123", parse_facts(text), cli=cli, data_root="/opt/keybuzz",
                           ports=ports, skew=skew)
     return [p.what for p in found]
 
@@ -42,6 +42,12 @@ def test_a_foreign_listener_on_a_module_port_is_named_but_the_module_own_is_not(
     assert problems() == ["port 26379 (Redis Sentinel, module redis) is taken by another process"]
     ours = FACTS.replace("\tExited\t", "\tUp\t")
     assert problems(ours) == []  # a re-run: the module's own containers listen there
+
+
+def test_a_host_without_containers_needs_no_container_cli() -> None:
+    no_cli = FACTS.replace("/usr/bin/podman", "missing")
+    assert "container CLI `podman` not found" in problems(no_cli, ports=[])
+    assert problems(no_cli, ports=[], cli=None) == []  # base_os alone installs the runtime there
 
 
 def test_missing_cli_full_disk_and_clock_skew_are_each_reported() -> None:

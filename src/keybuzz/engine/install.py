@@ -141,12 +141,14 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
     return results
 
 
-def _rendered_hosts(site: Site, modules: Sequence[Module]) -> set[str]:
-    """The hosts the modules' plans touch; a module that cannot render fails later, with its module named."""
-    hosts: set[str] = set()
+def _rendered_hosts(site: Site, modules: Sequence[Module]) -> dict[str, bool]:
+    """The hosts the modules' plans touch -> whether a container runs there (the container CLI is
+    needed); a module that cannot render fails later, with its module named."""
+    hosts: dict[str, bool] = {}
     for module in modules:
         with contextlib.suppress(Exception):
-            hosts.update(module.render(site))
+            for host, plan in module.render(site).items():
+                hosts[host] = hosts.get(host, False) or bool(plan.containers)
     return hosts
 
 

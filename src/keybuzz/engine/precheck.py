@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from keybuzz.contract import Module
@@ -82,11 +82,12 @@ def free_mb(lines: list[str]) -> int | None:
     return int(fields[3]) // 1024 if len(fields) >= 4 and fields[3].isdigit() else None
 
 
-def host_problems(host: str, ip: str, facts: dict[str, list[str]], *, cli: str, data_root: str,
+def host_problems(host: str, ip: str, facts: dict[str, list[str]], *, cli: str | None, data_root: str,
                   ports: Sequence[tuple[Module, int, str]], skew: float | None) -> list[Problem]:
-    """Pure: what is wrong on one host, from its facts (unit-tested on captured output)."""
+    """Pure: what is wrong on one host, from its facts (unit-tested on captured output). `cli` None:
+    no container runs there (base_os installs the container runtime itself)."""
     problems = []
-    if facts.get("cli", ["missing"])[-1] == "missing":
+    if cli is not None and facts.get("cli", ["missing"])[-1] == "missing":
         problems.append(Problem(host, ip, f"container CLI `{cli}` not found",
                                 f"install {cli} on {host}, or set container_cli in keybuzz.yaml"))
     free = free_mb(facts.get("df", []))
@@ -109,7 +110,8 @@ def host_problems(host: str, ip: str, facts: dict[str, list[str]], *, cli: str, 
     return problems
 
 
-async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str]]) -> list[Problem]:
+async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str]],
+               containers: bool) -> list[Problem]:
     ip = str(engine.site.server(hostname).private_ip)
     try:
         await engine.pool.connection(hostname, timeout=PRECHECK_CONNECT_S, retries=0)
@@ -126,7 +128,8 @@ async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str
     facts = parse_facts(result.stdout)
     clock = facts.get("clock", [""])[-1]
     skew = float(clock) - (sent + time.time()) / 2 if clock.replace(".", "", 1).isdigit() else None
-    return host_problems(hostname, ip, facts, cli=cli, data_root=data_root, ports=ports, skew=skew)
+    return host_problems(hostname, ip, facts, cli=cli if containers else None, data_root=data_root, ports=ports,
+                         skew=skew)
 
 
 def _ssh_fix(message: str, engine: Engine) -> str:
@@ -139,11 +142,12 @@ def _ssh_fix(message: str, engine: Engine) -> str:
            f"{settings.port}; a firewall may drop the connection"
 
 
-async def precheck(engine: Engine, modules: Sequence[Module], hostnames: set[str]) -> list[Problem]:
-    """Every problem of these hosts for these modules (empty: the install may start)."""
+async def precheck(engine: Engine, modules: Sequence[Module], hostnames: Mapping[str, bool]) -> list[Problem]:
+    """Every problem of these hosts (-> whether a container runs there) for these modules (empty: the
+    install may start)."""
     site = engine.site
     table = host_ports(site, list(modules))
     hosts = sorted(hostnames, key=lambda h: site.server(h).line)
-    answers = await asyncio.gather(*(_one(engine, h, [(m, p.number, p.service) for m, p in table[h]])
+    answers = await asyncio.gather(*(_one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h])
                                      for h in hosts))
     return [problem for problems in answers for problem in problems]
