@@ -15,8 +15,9 @@ $KB lint --site "$SITE"
 $KB install --site "$SITE"
 $KB validate --site "$SITE"
 
-vip=$(.venv/bin/python -c 'import sys, pathlib; from keybuzz.site import load_site
-print(load_site(pathlib.Path(sys.argv[1])).config.load_balancers[0].vip)' "$SITE")
+read -r vip maria_vip < <(.venv/bin/python -c 'import sys, pathlib; from keybuzz.registry import load_site
+lbs = load_site(pathlib.Path(sys.argv[1])).config.load_balancers
+print(*(next(str(lb.vip) for lb in lbs if port in lb.ports) for port in (5432, 3306)))' "$SITE")
 cat <<MSG
 
 The lab is up and the platform is deployed on it.
@@ -25,7 +26,12 @@ The lab is up and the platform is deployed on it.
   PostgreSQL:  psql "host=$vip port=5432 dbname=keybuzz user=keybuzz"   (password: $SITE/credentials/postgres.env)
                read-only replicas on port 5433, PgBouncer on 6432
   Redis:       redis-cli -h $vip -p 6379 --askpass                   (password: $SITE/credentials/redis.env)
+  RabbitMQ:    amqp://keybuzz-app:<password>@$vip:5672/keybuzz         (password: $SITE/credentials/rabbitmq.env)
+  S3:          http://$vip:9000 (SeaweedFS)                          (keys: $SITE/credentials/minio.env)
+  MariaDB:     mysql -h $maria_vip -P 3306 -u erpnext -p erpnext       (password: $SITE/credentials/mariadb.env;
+               through the lab's HAProxy stand-in for ProxySQL)
   drills:      $KB failover postgres --scenario poweroff-leader --site $SITE
-               $KB failover redis --scenario poweroff-master --site $SITE
+               $KB failover mariadb --scenario poweroff-writer --site $SITE
+               $KB failover MODULE --scenario list --site $SITE   (every scenario of a module)
   tear down:   $KB lab down --dir $LAB_DIR
 MSG

@@ -91,7 +91,27 @@ class ContainerCli:
     name: str  # "docker", "podman" or a path to one
 
     def run(self, spec: ContainerSpec, spec_hash: str) -> list[str]:
-        argv = [self.name, "run", "-d", "--name", spec.name, "--restart", spec.restart]
+        argv = [self.name, "run", "-d", "--name", spec.name, "--restart", spec.restart, *self._flags(spec)]
+        argv += ["--stop-timeout", str(spec.stop_timeout_s)]
+        if spec.health:
+            argv += ["--health-cmd", shlex.join(spec.health.command),
+                     "--health-interval", f"{spec.health.interval_s}s", "--health-timeout", f"{spec.health.timeout_s}s",
+                     "--health-retries", str(spec.health.retries)]
+        for key, value in (*spec.labels, (MODULE_LABEL, spec.module), (SPEC_HASH_LABEL, spec_hash)):
+            argv += ["--label", f"{key}={value}"]
+        if spec.entrypoint is not None:
+            argv += ["--entrypoint", spec.entrypoint]
+        argv.append(spec.image)
+        argv += list(spec.command)
+        return argv
+
+    def once(self, spec: ContainerSpec, command: Sequence[str]) -> list[str]:
+        """A one-off run of the spec's image with its user, mounts and network, removed after: a
+        tool that must see the service's data while the service is stopped (e.g. a recovery scan)."""
+        return [self.name, "run", "--rm", *self._flags(spec), "--entrypoint", command[0], spec.image, *command[1:]]
+
+    def _flags(self, spec: ContainerSpec) -> list[str]:
+        argv: list[str] = []
         if spec.network_host:
             argv += ["--network", "host"]
         if spec.user:
@@ -112,17 +132,6 @@ class ContainerCli:
             argv += ["--cap-add", capability]
         if spec.privileged:
             argv.append("--privileged")
-        argv += ["--stop-timeout", str(spec.stop_timeout_s)]
-        if spec.health:
-            argv += ["--health-cmd", shlex.join(spec.health.command),
-                     "--health-interval", f"{spec.health.interval_s}s", "--health-timeout", f"{spec.health.timeout_s}s",
-                     "--health-retries", str(spec.health.retries)]
-        for key, value in (*spec.labels, (MODULE_LABEL, spec.module), (SPEC_HASH_LABEL, spec_hash)):
-            argv += ["--label", f"{key}={value}"]
-        if spec.entrypoint is not None:
-            argv += ["--entrypoint", spec.entrypoint]
-        argv.append(spec.image)
-        argv += list(spec.command)
         return argv
 
     def exec(self, container: str, argv: Sequence[str], *, user: str | None = None,

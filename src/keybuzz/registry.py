@@ -13,7 +13,11 @@ from keybuzz.contract import Module, Port, Rule
 from keybuzz.errors import InputError
 from keybuzz.images import ImageSpec
 from keybuzz.modules import pending
+from keybuzz.modules.base_os import MODULE as BASE_OS
+from keybuzz.modules.mariadb import MODULE as MARIADB
+from keybuzz.modules.object_storage import MODULE as OBJECT_STORAGE
 from keybuzz.modules.postgres import MODULE as POSTGRES
+from keybuzz.modules.proxysql import MODULE as PROXYSQL
 from keybuzz.modules.rabbitmq import MODULE as RABBITMQ
 from keybuzz.modules.redis import MODULE as REDIS
 from keybuzz.secrets import CredentialFile
@@ -23,13 +27,13 @@ from keybuzz.site.schema import SiteSchema
 from keybuzz.site.writer import write_site
 
 MODULES: list[Module] = [
-    pending.BASE_OS,
+    BASE_OS.reading_ports(lambda site: host_ports(site)),
     POSTGRES,
     REDIS,
     RABBITMQ,
-    pending.MINIO,
-    pending.MARIADB,
-    pending.PROXYSQL,
+    OBJECT_STORAGE,
+    MARIADB,
+    PROXYSQL,
     pending.K3S,
 ]
 

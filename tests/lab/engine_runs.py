@@ -9,16 +9,21 @@ import asyncio
 import dataclasses
 import io
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 
+import yaml
 from rich.console import Console
 
-from keybuzz.contract import CheckResult, Module
+from keybuzz.contract import CheckResult, Module, WriterProbe
+from keybuzz.drills.probe import ProbeRunner
 from keybuzz.drills.report import RoundResult
 from keybuzz.drills.session import run_drill
 from keybuzz.engine import Engine, Stats, cleanup_module, install_modules, validate_module
 from keybuzz.lab import Lab
 from keybuzz.lab.faults import LabFaults
+from keybuzz.registry import load_site
 from keybuzz.site import Site
 
 
@@ -75,3 +80,46 @@ def drill_round(site: Site, lab: Lab, module: Module, scenario: str,
         return asyncio.run(go())
     finally:
         lab.restore()
+
+
+@contextmanager
+def changed_site(site_dir: Path, edit: Callable[[dict], None]) -> Iterator[Site]:
+    """The site with keybuzz.yaml edited for one test; the original text is put back after."""
+    path = site_dir / "keybuzz.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    edit(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        yield load_site(site_dir)
+    finally:
+        path.write_text(original)
+
+
+@dataclasses.dataclass
+class UnderWrites:
+    run: Run
+    gap_s: float
+    acked: int
+    lost: int
+    errors: dict[str, int]
+
+    def __str__(self) -> str:
+        return (f"{self.run.seconds:.1f} s, {self.run.stats.restarts} restarts, write gap {self.gap_s:.2f} s, "
+                f"acknowledged {self.acked}, lost {self.lost}, errors {self.errors}")
+
+
+def install_under_writes(site: Site, module: Module, probe: WriterProbe, *, settle_s: float = 3.0) -> UnderWrites:
+    """`install` of one module while the probe writes every 100 ms; what was acknowledged and then missing."""
+    runner = ProbeRunner(probe, 0.1)
+    runner.start()
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        run = install(site, module)
+        time.sleep(settle_s)
+    finally:
+        runner.stop()
+    acked = runner.history.acked_ids()
+    return UnderWrites(run, runner.history.outage(started)[0], len(acked), len(acked - probe.read_ids()),
+                       dict(runner.history.errors(started)))

@@ -21,22 +21,26 @@ def test_small_topology_keeps_the_seed_last_octets() -> None:
     assert hosts["lb-internal"] == "10.77.0.10" and hosts["lb-mariadb"] == "10.77.0.20"
     assert hosts["app-01"] == "10.77.0.200"
     assert [hosts[f"queue-0{i}"] for i in (1, 2, 3)] == ["10.77.0.126", "10.77.0.127", "10.77.0.128"]
-    assert len(hosts) == 14
+    assert [hosts[f"minio-0{i}"] for i in (1, 2, 3)] == ["10.77.0.134", "10.77.0.131", "10.77.0.132"]
+    assert [hosts[f"maria-0{i}"] for i in (1, 2, 3)] == ["10.77.0.170", "10.77.0.171", "10.77.0.172"]
+    assert [hosts[f"proxysql-0{i}"] for i in (1, 2)] == ["10.77.0.173", "10.77.0.174"]
+    assert len(hosts) == 22
 
 
 def test_small_topology_roles_and_load_balancers() -> None:
     """The roles of the implemented modules whose images the lab can build: their hosts, nothing else."""
     specs = topology("small")
     roles = [role for h in specs for role in h.roles]
-    assert {r: roles.count(r) for r in set(roles)} == {"haproxy": 2, "db": 3, "redis": 3, "queue": 3, "app": 1}
-    assert lab_roles() == {"haproxy", "db", "redis", "queue"}
+    assert {r: roles.count(r) for r in set(roles)} == {"haproxy": 2, "db": 3, "redis": 3, "queue": 3, "minio": 3,
+                                                     "maria": 3, "proxysql": 2, "app": 1}
+    assert lab_roles() == {"haproxy", "db", "redis", "queue", "minio", "maria", "proxysql"}
     assert {h.name: h.lb for h in specs if h.lb} == {"lb-internal": "lb-internal", "lb-mariadb": "lb-mariadb"}
 
 
 def test_seed_topology_drops_what_cannot_run_here() -> None:
     roles = {role for h in topology("seed") for role in h.roles}
-    assert not roles & {"minio", "proxysql", "k3s-master", "k3s-worker", "install"}
-    assert {"haproxy", "db", "redis", "monitor", "app"} <= roles
+    assert not roles & {"k3s-master", "k3s-worker", "install"}
+    assert {"haproxy", "db", "redis", "minio", "maria", "proxysql", "monitor", "app"} <= roles
 
 
 def test_plain_hosts_topology() -> None:

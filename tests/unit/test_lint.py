@@ -82,7 +82,7 @@ def test_rule_ids_are_unique_and_documented():
 def test_clean_seed_site_has_no_error_and_the_two_expected_warnings(seed_site: Path):
     findings = lint(load_site(seed_site))
     assert [f for f in findings if f.severity == "error"] == []
-    assert sorted(f.rule for f in findings if f.severity == "warning") == ["KB006", "KB007"]
+    assert sorted(f.rule for f in findings if f.severity == "warning") == ["KB006", "KB007", "KB012"]
     assert all(f.hint for f in findings)
 
 

@@ -5,30 +5,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dockerfile import instructions  # tests/unit is on sys.path
+
 from keybuzz.registry import seed_versions
 
 IMAGE_DIR = Path(__file__).resolve().parents[2] / "images" / "patroni"
 
 
-def instructions() -> list[tuple[str, str]]:
-    """Dockerfile instructions with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", (IMAGE_DIR / "Dockerfile").read_text())
-    result = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            result.append((keyword.upper(), rest.strip()))
-    return result
-
-
 def args() -> dict[str, str]:
-    return dict(rest.split("=", 1) for keyword, rest in instructions() if keyword == "ARG" and "=" in rest)
+    return dict(rest.split("=", 1) for keyword, rest in instructions(IMAGE_DIR) if keyword == "ARG" and "=" in rest)
 
 
 def test_dockerfile_parses_into_known_instructions() -> None:
     known = {"ARG", "FROM", "LABEL", "RUN", "COPY", "ENV", "USER", "EXPOSE", "ENTRYPOINT", "CMD"}
-    keywords = [keyword for keyword, _ in instructions()]
+    keywords = [keyword for keyword, _ in instructions(IMAGE_DIR)]
     assert set(keywords) <= known
     assert keywords.count("FROM") == 1 and keywords[-1] == "CMD"
 
@@ -41,11 +31,11 @@ def test_base_is_the_pinned_postgres_16_of_versions_yaml() -> None:
 
 
 def test_versions_pinned_and_never_latest() -> None:
-    used = " ".join(rest for _, rest in instructions()) + (IMAGE_DIR / "requirements.txt").read_text()
+    used = " ".join(rest for _, rest in instructions(IMAGE_DIR)) + (IMAGE_DIR / "requirements.txt").read_text()
     assert "latest" not in used
     assert args()["PATRONI_VERSION"] == seed_versions()["software"]["patroni"] == "4.1.5"
     assert args()["PGVECTOR_VERSION"] == seed_versions()["software"]["pgvector"]
-    assert any("pgvector=${PGVECTOR_VERSION}" in rest for keyword, rest in instructions() if keyword == "RUN")
+    assert any("pgvector=${PGVECTOR_VERSION}" in rest for keyword, rest in instructions(IMAGE_DIR) if keyword == "RUN")
 
 
 def test_requirements_pin_every_package_with_the_extras() -> None:
@@ -64,4 +54,4 @@ def test_entrypoint_matches_what_keybuzz_runs() -> None:
     script = (IMAGE_DIR / "entrypoint.sh").read_text()
     assert "for d in /usr/lib/postgresql/*/bin" in script and "for d in /usr/lib/postgresql/*/bin" in PATRONI_START
     assert "exec /opt/patroni/bin/patroni" in script and "exec /opt/patroni/bin/patroni" in PATRONI_START
-    assert dict(instructions())["USER"] == "postgres"
+    assert dict(instructions(IMAGE_DIR))["USER"] == "postgres"

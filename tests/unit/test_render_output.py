@@ -70,14 +70,14 @@ def test_per_host_folders_with_redacted_files_and_a_manifest(seed_site: Path, tm
 
 def test_every_server_of_a_pending_module_gets_a_folder_saying_so(seed_site: Path, tmp_path: Path):
     site = load_site(seed_site)
-    base_os = next(m for m in MODULES if m.name == "base_os")
-    if base_os.implemented:
-        pytest.skip("base_os has landed: covered by its own tests")
-    summary = write_render(site, tmp_path / "out", [base_os])
-    assert summary.hosts == 49 and summary.files == 0
-    assert summary.pending and "base_os" in summary.pending[0]
-    manifest = json.loads((tmp_path / "out" / "app-01" / "manifest.json").read_text())
-    assert manifest["not_in_this_version"] == ["2 base_os"] and manifest["files"] == []
+    k3s = next(m for m in MODULES if m.name == "k3s")
+    assert not k3s.implemented
+    summary = write_render(site, tmp_path / "out", [k3s])
+    k3s_servers = [s.hostname for s in site.servers if s.has("k3s-master") or s.has("k3s-worker")]
+    assert summary.hosts == len(k3s_servers) == 8 and summary.files == 0
+    assert summary.pending and "k3s" in summary.pending[0]
+    manifest = json.loads((tmp_path / "out" / k3s_servers[0] / "manifest.json").read_text())
+    assert manifest["not_in_this_version"] == ["9 k3s"] and manifest["files"] == []
 
 
 def test_refuses_a_foreign_folder_and_replaces_an_earlier_render(seed_site: Path, tmp_path: Path, kb):

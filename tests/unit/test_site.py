@@ -45,7 +45,7 @@ def test_an_almost_empty_keybuzz_yaml_uses_the_defaults(seed_site: Path, text: s
     config = load_site(seed_site).config
     assert config.network.cidr.exploded == "10.0.0.0/16"
     assert [(str(lb.vip), lb.target_role, lb.ports) for lb in config.load_balancers] == [
-        ("10.0.0.10", "haproxy", [5432, 5433, 6432, 6379, 5672]), ("10.0.0.20", "proxysql", [3306])]
+        ("10.0.0.10", "haproxy", [5432, 5433, 6432, 6379, 5672, 9000]), ("10.0.0.20", "proxysql", [3306])]
     assert (config.tuning.patroni.ttl, config.tuning.patroni.loop_wait, config.tuning.patroni.retry_timeout) == \
         (20, 2, 4)
     assert config.tuning.sentinel.down_after_ms == 1000
@@ -179,10 +179,10 @@ def test_missing_credential_keys_are_named_with_the_fix(seed_site: Path):
 
 def test_credentials_of_absent_services_are_not_required(seed_site: Path, kb):
     kb.write_servers(seed_site, [*kb.small_rows(), ServerRow("proxysql-01", "10.0.0.173", ("proxysql",)),
-                                 ServerRow("maria-01", "10.0.0.170", ("maria",))])
+                                 *[ServerRow(f"maria-0{i}", f"10.0.0.{170 + i}", ("maria",)) for i in range(3)]])
     for service in ("rabbitmq", "minio", "k3s"):
         (seed_site / "credentials" / f"{service}.env").unlink()
-    assert len(load_site(seed_site).servers) == 10
+    assert len(load_site(seed_site).servers) == 12
 
 
 LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(

@@ -12,6 +12,7 @@ from keybuzz.drills.report import RoundResult
 from keybuzz.poll import wait_until
 
 READ_BACK_TIMEOUT_S = 60
+NEW_PRIMARY_TIMEOUT_S = 60
 
 
 async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
@@ -35,7 +36,12 @@ async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
     await asyncio.to_thread(runner.stop)
     history = runner.history
     outage, _, _ = history.outage(fault_at)
-    new_primary = await plan.new_primary()
+    try:  # the way in can still be settling (a load balancer's checks): asked until it answers
+        new_primary = await wait_until("the new primary through the load balancer", plan.new_primary,
+                                       timeout=NEW_PRIMARY_TIMEOUT_S, interval=0.5)
+    except BaseException as exc:
+        await _restore_after_failure(plan, exc)
+        raise
     rejoin = await plan.recover()
     acked = history.acked_ids()
     found = await read_back(plan)

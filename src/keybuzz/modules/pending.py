@@ -5,65 +5,10 @@ line here by its own folder."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from keybuzz.contract import Hit, LintInput, PendingModule, Quorum, RoleNeed, Rule
-from keybuzz.images import ImageSpec, SoftwarePin
+from keybuzz.contract import PendingModule, Quorum, RoleNeed
+from keybuzz.images import SoftwarePin
 from keybuzz.secrets import CredentialFile, CredentialSpec
-from keybuzz.site.servers import ROLES
 
-NOT_BUILT = "seed reference kept: Debian has it, but the lab builds no image for it yet"
-NOT_IN_DEBIAN = "not in Debian: seed reference kept, cannot run in the lab"
-
-
-def check_minio_nodes(data: LintInput) -> Iterable[Hit]:
-    count = len(data.site.with_role("minio"))
-    if 0 < count < 4:
-        yield "servers.tsv", f"MinIO distributed mode on {count} nodes", \
-            "upstream wants at least 4 nodes for erasure coding; MinIO community images also stopped in 2025"
-
-
-def check_maria_without_proxysql(data: LintInput) -> Iterable[Hit]:
-    maria = data.site.with_role("maria")
-    if maria and not data.site.with_role("proxysql"):
-        vips = [str(lb.vip) for lb in data.site.config.load_balancers if lb.target_role == "proxysql"]
-        behind = f" behind {', '.join(vips)}" if vips else ""
-        yield "servers.tsv", f"{len(maria)} maria servers but no proxysql server", \
-            f"clients reach Galera through ProxySQL{behind} (definitive design A); add 2 proxysql servers"
-
-
-BASE_OS = PendingModule(2, "base_os", "Base OS & security", None, ROLES)
-MINIO = PendingModule(
-    6, "minio", "MinIO S3 (distributed)", "minio",
-    credentials=CredentialFile("minio", (
-        CredentialSpec("MINIO_ROOT_USER", "keybuzz-admin"),
-        CredentialSpec("MINIO_ROOT_PASSWORD"),
-    ), roles=("minio",)),
-    images=(ImageSpec("minio", "minio/minio:RELEASE.2024-10-02T10-00Z", note=NOT_IN_DEBIAN),),
-    lint_rules=(Rule("KB007", "warning", "MinIO distributed needs 4+ nodes", check_minio_nodes),))
-MARIADB = PendingModule(
-    7, "mariadb", "MariaDB Galera HA", "maria",
-    quorum=Quorum("maria", 1, "Galera needs a majority to keep a primary component"),
-    credentials=CredentialFile("mariadb", (
-        CredentialSpec("MARIADB_ROOT_PASSWORD"),
-        CredentialSpec("MARIADB_SST_USER", "mariabackup"),
-        CredentialSpec("MARIADB_SST_PASSWORD"),
-        CredentialSpec("MARIADB_APP_USER", "erpnext"),
-        CredentialSpec("MARIADB_APP_PASSWORD"),
-        CredentialSpec("MARIADB_MONITOR_USER", "monitor"),
-        CredentialSpec("MARIADB_MONITOR_PASSWORD"),
-    ), roles=("maria", "proxysql")),
-    images=(ImageSpec("mariadb", "mariadb:10.11.6", note="seed: bitnami/mariadb-galera (no longer pulls); "
-                      "the official image has Galera 4; " + NOT_BUILT),),
-    lint_rules=(Rule("KB009", "warning", "MariaDB reached through ProxySQL", check_maria_without_proxysql),))
-PROXYSQL = PendingModule(
-    8, "proxysql", "ProxySQL in front of Galera", "proxysql", depends_on=("mariadb",),
-    role_needs=(RoleNeed("proxysql", "maria", "ProxySQL needs MariaDB servers behind it"),),
-    credentials=CredentialFile("proxysql", (
-        CredentialSpec("PROXYSQL_ADMIN_USER", "admin"),
-        CredentialSpec("PROXYSQL_ADMIN_PASSWORD"),
-    ), roles=("proxysql",)),
-    images=(ImageSpec("proxysql", "proxysql/proxysql:2.6.4", note=NOT_IN_DEBIAN),))
 K3S = PendingModule(
     9, "k3s", "K3s HA core, ingress, monitoring", "k3s-master", ("k3s-worker",),
     quorum=Quorum("k3s-master", 1, "K3s' embedded etcd needs a majority of the masters"),

@@ -43,7 +43,7 @@ class LoadBalancer(Strict):
 def _default_load_balancers() -> list[LoadBalancer]:
     return [
         LoadBalancer(name="lb-internal", vip=ipaddress.IPv4Address("10.0.0.10"), target_role="haproxy",
-                     ports=[5432, 5433, 6432, 6379, 5672]),
+                     ports=[5432, 5433, 6432, 6379, 5672, 9000]),
         LoadBalancer(name="lb-mariadb", vip=ipaddress.IPv4Address("10.0.0.20"), target_role="proxysql",
                      ports=[3306]),
     ]

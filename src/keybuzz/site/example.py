@@ -48,7 +48,7 @@ def seed_config() -> dict[str, Any]:
         "container_cli": "docker",
         "load_balancers": [
             {"name": "lb-internal", "vip": "10.0.0.10", "target_role": "haproxy",
-             "ports": [5432, 5433, 6432, 6379, 5672]},
+             "ports": [5432, 5433, 6432, 6379, 5672, 9000]},
             {"name": "lb-mariadb", "vip": "10.0.0.20", "target_role": "proxysql", "ports": [3306]},
         ],
         "paths": {"data_root": "/opt/keybuzz", "config_root": "/opt/keybuzz"},
