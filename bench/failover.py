@@ -1,7 +1,7 @@
 """Failover figures on the lab: write outage and acknowledged writes lost, per module and scenario.
 
-    .venv/bin/python bench/failover.py [--lab-dir DIR] [--subnet CIDR] [--modules postgres,redis,rabbitmq] [--rounds 3]
-                                       [--from-nothing] [--no-seed-timings] [--keep-lab]
+    .venv/bin/python bench/failover.py [--lab-dir DIR] [--subnet CIDR] [--rounds 3]
+        [--modules postgres,redis,rabbitmq,minio,mariadb,proxysql] [--from-nothing] [--no-seed-timings] [--keep-lab]
 
 Uses the lab in --lab-dir when it is up, otherwise brings up a small one (taken down at the end
 unless --keep-lab). Installs the modules (from nothing with --from-nothing: modules and their data removed first),
@@ -38,6 +38,10 @@ SCENARIOS: dict[str, list[tuple[str, dict[str, object]]]] = {
               ("isolate-master", {"wait": True})],
     "rabbitmq": [("poweroff-leader", {}), ("crash-leader", {}), ("partition-leader", {}), ("isolate-leader", {}),
                  ("cold-start", {})],
+    "minio": [("crash-node", {}), ("partition-node", {}), ("isolate-node", {})],  # power-off: bench/object_storage.py
+    "mariadb": [("poweroff-writer", {}), ("crash-writer", {}), ("partition-writer", {}), ("isolate-writer", {}),
+                ("cold-start", {})],
+    "proxysql": [("poweroff-proxy", {})],
 }
 SEED_PATRONI = {"ttl": 30, "loop_wait": 1, "retry_timeout": 14}  # the seed's 30/10/30 as Patroni 4 applies it
 
