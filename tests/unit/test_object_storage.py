@@ -159,7 +159,7 @@ def test_peer_watch_script_is_valid_bash_watching_the_other_servers(sw_site: Sit
                    (line.split("=", 1) for line in script.splitlines()[2:7])}
     assert assignments["PEERS"].split() == ["10.0.0.131", "10.0.0.132"]
     assert (assignments["PORT"], assignments["INTERVAL"], assignments["TIMEOUT"], assignments["SILENT_AFTER"]) == (
-        "9333", "0.25", "0.5", "2")
+        "9333", "0.25", "1", "3")
     assert 'ss -K dst "$peer"' in script and "trap 'exit 0' TERM" in script
 
 

@@ -23,10 +23,12 @@ class SeaweedfsTuning(Strict):
     copies: int = Field(default=2, ge=2, le=3)  # of each object, on distinct servers: survives copies - 1 lost
     volume_size_limit_mb: int = Field(default=1024, ge=64, le=30000)
     max_volumes: int = Field(default=0, ge=0)  # per server; 0 = free disk / volume size
-    # A peer is silent after `peer_silent_probes` unanswered TCP connects in a row (~1.5 s with these).
+    # A peer is silent after `peer_silent_probes` unanswered TCP connects in a row (~3.5 s with these). The
+    # timeout counts the start of the probe process too: a busy server must not take a live peer for silent
+    # (cutting its sessions moves the master leader), so not less than a second, three in a row.
     peer_probe_interval_ms: int = Field(default=250, ge=100, le=10000)
-    peer_probe_timeout_ms: int = Field(default=500, ge=100, le=10000)
-    peer_silent_probes: int = Field(default=2, ge=1, le=20)
+    peer_probe_timeout_ms: int = Field(default=1000, ge=100, le=10000)
+    peer_silent_probes: int = Field(default=3, ge=1, le=20)
 
 
 class MinioSettings(Strict):
