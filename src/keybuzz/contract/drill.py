@@ -9,6 +9,8 @@ servers): modules never know which.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,18 @@ class Faults(Protocol):
     async def restore(self, kind: str, host: str) -> None:
         """Undo `inject`: boot the host (poweroff/crash), heal the link, start the container."""
         ...
+
+
+COLD_START_OFF_S = 2.0  # how long every node stays down in a cold start
+
+
+async def power_cycle_all(faults: Faults, kind: str, hosts: Sequence[str]) -> float:
+    """A cold start: every host down at once, then all booted together, as after a power loss of the
+    whole cluster. Returns the monotonic time of the boot (recovery is timed from there)."""
+    await asyncio.gather(*(faults.inject(kind, host) for host in hosts))
+    await asyncio.sleep(COLD_START_OFF_S)
+    await asyncio.gather(*(faults.restore(kind, host) for host in hosts))
+    return time.monotonic()
 
 
 @dataclass

@@ -16,7 +16,7 @@ import uuid
 
 import pymysql
 
-from keybuzz.contract import DrillContext, RoundPlan, WriterProbe
+from keybuzz.contract import DrillContext, RoundPlan, WriterProbe, power_cycle_all
 from keybuzz.modules.mariadb import client, layout
 from keybuzz.modules.mariadb.checks import states
 from keybuzz.modules.mariadb.settings import GaleraTuning
@@ -137,11 +137,10 @@ class MariadbDrills:
         marks: dict[str, float] = {}
 
         async def inject() -> None:
-            await asyncio.gather(*(dctx.faults.inject(kind, h, peers) for h in targets))
-            if scenario == "cold-start":  # every node down: boot them all together, as after a power loss
-                await asyncio.sleep(2)
-                await asyncio.gather(*(dctx.faults.restore(kind, h) for h in targets))
-                marks["boot"] = time.monotonic()
+            if scenario == "cold-start":
+                marks["boot"] = await power_cycle_all(dctx.faults, kind, targets)
+            else:
+                await dctx.faults.inject(kind, target, peers)
 
         async def recover() -> float | None:
             """Seconds from the restore to a whole cluster; for a cold start, from the boot (in inject)."""

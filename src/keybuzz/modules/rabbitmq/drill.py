@@ -19,7 +19,7 @@ import uuid
 
 import pika
 
-from keybuzz.contract import DrillContext, RoundPlan, WriterProbe
+from keybuzz.contract import DrillContext, RoundPlan, WriterProbe, power_cycle_all
 from keybuzz.modules.rabbitmq import api, client, layout
 from keybuzz.modules.rabbitmq.settings import RabbitmqSettings, RabbitmqTuning
 from keybuzz.poll import NotYet, timed, wait_until
@@ -232,11 +232,10 @@ class RabbitmqDrills:
 
         async def inject() -> None:
             faulted_at["t"] = time.monotonic()
-            await asyncio.gather(*(dctx.faults.inject(kind, host, peers) for host in targets))
-            if scenario == "cold-start":  # every node down: boot them all together, as after a power loss
-                await asyncio.sleep(2)
-                await asyncio.gather(*(dctx.faults.restore(kind, host) for host in targets))
-                faulted_at["boot"] = time.monotonic()
+            if scenario == "cold-start":
+                faulted_at["boot"] = await power_cycle_all(dctx.faults, kind, targets)
+            else:
+                await dctx.faults.inject(kind, leader, peers)
 
         async def recover() -> float | None:
             """Seconds from the restore to a whole cluster; for a cold start, from the boot (in inject)."""
