@@ -88,7 +88,8 @@ class RoundPlan:
     # After writes are back: restore the target (boot/heal) and wait until it is a healthy
     # replica again; returns seconds from its restore to healthy, or None if not applicable.
     recover: Callable[[], Awaitable[float | None]]
-    new_primary: Callable[[], Awaitable[str]]
+    # The primary now; falsy or an exception: not yet, the runner asks again for up to a minute.
+    new_primary: Callable[[], Awaitable[str | None]]
     warmup_s: float = 2.0
     settle_s: float = 2.0  # writes must succeed this long before the outage is considered over
     observe_s: float = 10.0  # a fault that causes no error at all is watched this long

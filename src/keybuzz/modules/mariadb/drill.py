@@ -151,10 +151,6 @@ class MariadbDrills:
                              timeout=HEALTHY_TIMEOUT_S, interval=0.5, where=target, module=layout.MODULE)
             return round(time.monotonic() - marks["boot"], 2)
 
-        async def new_primary() -> str:
-            return await wait_until("the writer through the VIP", lambda: writer(site), timeout=60, interval=0.5,
-                                    module=layout.MODULE)
-
         return RoundPlan(scenario=scenario, target=",".join(targets), probe=probe, inject=inject, recover=recover,
-                         new_primary=new_primary, max_outage_s=HEALTHY_TIMEOUT_S, settle_s=3.0,
+                         new_primary=lambda: writer(site), max_outage_s=HEALTHY_TIMEOUT_S, settle_s=3.0,
                          target_address=None if scenario == "cold-start" else str(site.server(target).private_ip))

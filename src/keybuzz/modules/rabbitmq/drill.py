@@ -247,10 +247,6 @@ class RabbitmqDrills:
                              interval=0.5, module=layout.MODULE)
             return round(time.monotonic() - faulted_at["boot"], 2)
 
-        async def new_primary() -> str:
-            return await wait_until(f"the leader of {queue}", lambda: leader_of(site, queue), timeout=60,
-                                    interval=0.5, module=layout.MODULE)
-
         return RoundPlan(scenario=scenario, target=",".join(targets), probe=probe, inject=inject, recover=recover,
-                         new_primary=new_primary, max_outage_s=HEALTHY_TIMEOUT_S, settle_s=3.0,
-                         details=lambda: consumer.details(faulted_at.get("t", 0.0)))
+                         new_primary=lambda: leader_of(site, queue), max_outage_s=HEALTHY_TIMEOUT_S,
+                         settle_s=3.0, details=lambda: consumer.details(faulted_at.get("t", 0.0)))
