@@ -42,9 +42,14 @@ class RedisDeploy:
         if current is None:
             # No master running: a new cluster (redis-01 rendered as master, the others replicas of
             # it), or a cold start over kept data, where each boot guard restores the node's last
-            # role and the Sentinels, from their kept state, demote a node that wrongly claims to be
-            # master (e.g. stopped before Sentinel reconfigured it). Servers and Sentinels together.
-            async with ctx.phase("redis-server and Sentinel on every node (no master running)"):
+            # role. Every server answers before any Sentinel starts: Sentinels started from their
+            # kept state next to a master still starting declare it down after down-after-ms (1 s)
+            # and fail over for nothing. Then the Sentinels demote a node that wrongly claims to be
+            # master (e.g. stopped before Sentinel reconfigured it).
+            async with ctx.phase("redis-server on every node (no master running)"):
+                await ctx.converge(self.nodes, servers_only)
+                await ctx.wait_for("every redis-server answering", self._servers_answer, timeout=NODE_TIMEOUT_S)
+            async with ctx.phase("Sentinel on every node"):
                 await ctx.converge(self.nodes, self.plans)
                 await ctx.wait_for("one master, replicas linked", self._replication_ok,
                                    timeout=NODE_TIMEOUT_S + SENTINEL_TIMEOUT_S)
@@ -58,9 +63,7 @@ class RedisDeploy:
                        label="redis-server on")
         agreed = "all Sentinels agree on the master and see every replica and Sentinel"
         if current is None:
-            async with ctx.phase("Sentinels"):
-                await ctx.converge(self.nodes, self.plans)
-                await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
+            await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
         else:
             # An existing cluster restarts its Sentinels one at a time: HAProxy lets clients reach
             # the master only while a majority of them names it.
@@ -144,6 +147,12 @@ class RedisDeploy:
         ip = str(self.site.server(hostname).private_ip)
         node = await state.node_state(self.site, hostname, ip)
         return node.reachable and node.role == "master"
+
+    async def _servers_answer(self) -> bool:
+        silent = [f"{n.hostname} ({n.error})" for n in await state.nodes(self.site) if not n.reachable]
+        if silent:
+            raise NotYet("not answering: " + ", ".join(silent))
+        return True
 
     async def _replication_ok(self) -> bool:
         problems = state.replication_problems(await state.nodes(self.site))
