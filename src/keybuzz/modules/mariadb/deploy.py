@@ -15,6 +15,7 @@ Then the application database and the users (SST, application, monitoring), then
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from keybuzz.contract import DeployContext
@@ -26,6 +27,9 @@ from keybuzz.render import Plans
 
 BOOTSTRAP_TIMEOUT_S = 180
 JOIN_TIMEOUT_S = 600  # a joiner's full state transfer (SST) copies the whole data folder
+# A joiner still in no group after this long is shut out, not starting: restarted once without its
+# saved view (gvwstate.dat keeps the node's UUID over restarts, and peers refuse an evicted UUID).
+GCOMM_CLOSED_GRACE_S = 20
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class MariadbDeploy:
         self.nodes = [s.hostname for s in layout.nodes(self.site)]
         self.paths = layout.host_paths(self.site)
         self.whole = f"{len(self.nodes)} Synced nodes in one primary component"
+        self._closed_since: dict[str, float] = {}
+        self._restarted: set[str] = set()
 
     async def run(self) -> None:
         states = [await via_sql(self.ctx, h) for h in self.nodes]
@@ -59,6 +65,13 @@ class MariadbDeploy:
     async def _rolling(self, states: list[NodeState]) -> None:
         if not self.ctx.dry_run:  # accounts first: a node that joins needs the SST user on its donor
             await users.ensure(self.ctx, next(s.hostname for s in states if s.primary))
+            for state in states:
+                if state.gcomm_closed:  # shut out of the running cluster: it never comes back by itself
+                    async with self.ctx.phase(f"{state.hostname} joins again (it was in no group)"):
+                        await self._restart_without_saved_view(state.hostname)
+                        await self.ctx.wait_for(f"{state.hostname} Synced in the primary component",
+                                                lambda h=state.hostname: self._joined(h), timeout=JOIN_TIMEOUT_S,
+                                                interval=1, where=state.hostname)
         for host in self.nodes:
             async with self.ctx.phase(f"MariaDB on {host}"):
                 changed = await self.ctx.converge([host], self.plans)
@@ -95,8 +108,30 @@ class MariadbDeploy:
         for host in hosts:
             async with self.ctx.phase(f"{host} joins (state transfer)"):
                 await self.ctx.converge([host], self.plans)
-                await self.ctx.wait_for(f"{host} Synced in the primary component", lambda h=host: self._healthy(h),
+                await self.ctx.wait_for(f"{host} Synced in the primary component", lambda h=host: self._joined(h),
                                         timeout=JOIN_TIMEOUT_S, interval=1, where=host)
+
+    async def _joined(self, host: str) -> bool:
+        """Synced in the primary component; a joiner left in no group for GCOMM_CLOSED_GRACE_S is restarted
+        once without its saved view (the message then says so)."""
+        state = await via_sql(self.ctx, host)
+        if state.healthy:
+            return True
+        if not state.gcomm_closed:
+            self._closed_since.pop(host, None)
+        elif time.monotonic() - self._closed_since.setdefault(host, time.monotonic()) > GCOMM_CLOSED_GRACE_S \
+                and host not in self._restarted and not self.ctx.dry_run:
+            await self._restart_without_saved_view(host)
+        raise NotYet(state.summary + ("; restarted once without its saved view" if host in self._restarted else ""))
+
+    async def _restart_without_saved_view(self, host: str) -> None:
+        self._restarted.add(host)
+        self.ctx.changed(host, f"restart {layout.SERVER_CONTAINER} without {self.paths.gvwstate}: the node was in "
+                         "no group (a saved node UUID its peers evicted keeps it out for good)")
+        node = self.ctx.host(host)
+        await node.run(self.ctx.cli.stop(layout.SERVER_CONTAINER, timeout_s=60), check=False, timeout=120)
+        await node.run(["rm", "-f", self.paths.gvwstate], timeout=30)
+        await node.run(self.ctx.cli.start(layout.SERVER_CONTAINER), timeout=120)
 
     # --- a whole-cluster stop -----------------------------------------------------------------------------
     async def _cold_start(self) -> None:
@@ -130,6 +165,11 @@ class MariadbDeploy:
                     "`keybuzz install --only mariadb --force-boot mariadb` (it can lose that node's last commits)",
                     module=layout.MODULE, step="cold start")
             chosen = most_advanced(positions)
+            # One primary component is bootstrapped and the others join it: a saved view is obsolete,
+            # and the node UUID it restores may be on a peer's evict list (then it never joins).
+            for host in self.nodes:
+                await self.ctx.host(host).run(["rm", "-f", self.paths.gvwstate], timeout=30)
+            self.ctx.note("saved primary views (gvwstate.dat) removed: every node joins the bootstrapped one")
         async with self.ctx.phase(f"cold start: bootstrap on {chosen.hostname} (seqno {chosen.seqno}, the highest)"):
             await self._bootstrap(chosen.hostname)
         await self._join([h for h in self.nodes if h != chosen.hostname])

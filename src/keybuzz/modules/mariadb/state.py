@@ -28,6 +28,12 @@ class NodeState:
     problems: tuple[str, ...] = field(default=())
 
     @property
+    def gcomm_closed(self) -> bool:
+        """mariadbd up but in no group at all (Initialized, size 0): starting, or shut out for good
+        (evicted, a restored node UUID on its peers' evict list; see MariadbDeploy._joined)."""
+        return self.answering and not self.primary and self.state == "Initialized" and self.cluster_size == 0
+
+    @property
     def summary(self) -> str:
         if not self.answering:
             return f"{self.hostname}: {'; '.join(self.problems) or 'not answering'}"
