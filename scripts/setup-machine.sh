@@ -13,6 +13,7 @@ packages=(
   nftables                                 # `lab isolate`: a packet filter inside one lab host
   tini                                     # PID 1 of every lab host: reaps orphans
   haproxy socat                            # the lab's load-balancer hosts; admin-socket queries
+  xfsprogs                                 # mkfs.xfs on the lab hosts' volumes (loop devices)
   ca-certificates
 )
 

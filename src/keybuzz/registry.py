@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from keybuzz.contract import Module, Port, Rule
-from keybuzz.errors import InputError
+from keybuzz.errors import InputError, display_path
 from keybuzz.images import ImageSpec
 from keybuzz.modules import pending
 from keybuzz.modules.base_os import MODULE as BASE_OS
@@ -23,8 +23,11 @@ from keybuzz.modules.redis import MODULE as REDIS
 from keybuzz.secrets import CredentialFile
 from keybuzz.site import Site, example
 from keybuzz.site import load_site as load_site_with
+from keybuzz.site.loader import CONFIG_FILE
 from keybuzz.site.schema import SiteSchema
 from keybuzz.site.writer import write_site
+from keybuzz.site.yamlfile import load_yaml
+from keybuzz.volumes import plan as volume_plan
 
 MODULES: list[Module] = [
     BASE_OS.reading_ports(lambda site: host_ports(site)),
@@ -85,7 +88,16 @@ def requirement_errors(site: Site, servers_file: str, modules: list[Module] | No
                                          f"servers with role {need.role} but none with role {need.needs}",
                                          f"{need.why}; add {need.needs} servers"))
         errors.extend(InputError(servers_file, 0, message) for message in module.requirements(site))
-    return errors + port_errors(site, servers_file, modules)
+    return errors + port_errors(site, servers_file, modules) + volume_errors(site, modules)
+
+
+def volume_errors(site: Site, modules: list[Module] | None = None) -> list[InputError]:
+    """keybuzz.yaml `volumes` against servers.tsv and the data paths the modules declare."""
+    if not site.config.volumes:
+        return []
+    config = site.root / CONFIG_FILE
+    located, _ = load_yaml(config.read_text(encoding="utf-8"), display_path(config))
+    return volume_plan.site_errors(site, modules or MODULES, display_path(config), located)
 
 
 # -- ports -----------------------------------------------------------------------------------------

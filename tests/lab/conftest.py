@@ -23,7 +23,8 @@ from keybuzz.lab import Lab
 
 LAB_DIR = Path(os.environ.get("KEYBUZZ_TEST_LAB_DIR", "/srv/keybuzz-lab/pytest"))
 LAB_SUBNET = ipaddress.IPv4Network(os.environ.get("KEYBUZZ_TEST_LAB_SUBNET", "10.78.0.0/16"))
-TOOLS = ("podman", "debootstrap", "sshd", "ssh", "tini", "haproxy", "nsenter", "unshare", "ip", "nft")
+TOOLS = ("podman", "debootstrap", "sshd", "ssh", "tini", "haproxy", "nsenter", "unshare", "ip", "nft", "losetup",
+         "mkfs.xfs")
 HERE = Path(__file__).parent
 
 

@@ -38,13 +38,13 @@ def _quiet(buffer: io.StringIO | None = None) -> Console:
     return Console(file=buffer or io.StringIO(), width=200)
 
 
-def install(site: Site, module: Module) -> Run:
-    """`keybuzz install -v` of one module: the output holds every action line too."""
+def install(site: Site, module: Module, *, dry_run: bool = False) -> Run:
+    """`keybuzz install -v [--dry-run]` of one module: the output holds every action line too."""
     buffer = io.StringIO()
 
     async def go() -> Run:
         started = time.monotonic()
-        async with Engine(site, console=_quiet(buffer), verbose=True) as engine:
+        async with Engine(site, console=_quiet(buffer), verbose=True, dry_run=dry_run) as engine:
             await install_modules(engine, [module])
             return Run(engine.stats, time.monotonic() - started, buffer.getvalue())
 

@@ -22,10 +22,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("keybuzz.render", "keybuzz.containers", "keybuzz.haproxy", "keybuzz.services"),
     ("keybuzz.remote",),
     ("keybuzz.contract",),
+    ("keybuzz.volumes",),  # which device holds which data path, what may be done to it (pure)
     ("keybuzz.modules",),
     ("keybuzz.registry", "keybuzz.render_output", "keybuzz.lint"),
     ("keybuzz.drills",),
-    ("keybuzz.engine",),
+    ("keybuzz.engine", "keybuzz.volumes.prepare"),
     ("keybuzz.lab",),
     ("keybuzz.cli", "keybuzz.__main__"),
 ]

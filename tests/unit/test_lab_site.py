@@ -11,7 +11,8 @@ from keybuzz.lab.images import image_refs
 from keybuzz.lab.site import write_lab_site
 from keybuzz.lab.topology import topology
 from keybuzz.lint import lint
-from keybuzz.registry import load_site
+from keybuzz.registry import MODULES, load_site
+from keybuzz.volumes import plan as volume_plan
 
 SUBNET = ipaddress.IPv4Network("10.78.0.0/16")
 
@@ -51,3 +52,19 @@ def test_plain_hosts_site_is_valid(tmp_path: Path) -> None:
     assert [s.hostname for s in site.servers] == [f"host-00{i}" for i in range(1, 6)]
     assert site.config.load_balancers == []
     assert [f for f in lint(site) if f.severity == "error"] == []
+
+
+def test_the_lab_site_puts_postgres_and_mariadb_on_the_hosts_own_volumes(tmp_path: Path) -> None:
+    site = load_site(_write(tmp_path))
+    found = volume_plan.volumes(site, MODULES)
+    by_use: dict[str, list[str]] = {}
+    for volume in found:
+        by_use.setdefault(volume.use, []).append(volume.host)
+    assert by_use == {"postgres.data": ["db-master-01", "db-slave-01", "db-slave-02"],
+                      "postgres.wal": ["db-master-01", "db-slave-01", "db-slave-02"],
+                      "mariadb.data": ["maria-01", "maria-02", "maria-03"]}
+    devices = [v.device for v in found]
+    assert len(set(devices)) == len(devices)
+    assert all(d.startswith("/dev/disk/by-id/scsi-0HC_Volume_kblab-") for d in devices)
+    assert {v.device for v in found if v.host == "maria-01"} == {
+        "/dev/disk/by-id/scsi-0HC_Volume_kblab-maria-01-mariadb-data"}

@@ -13,7 +13,7 @@ from keybuzz.site.schema import Quorum
 # the addresses they check and forward from), as listed in keybuzz.yaml `load_balancers`.
 LOAD_BALANCER = "load-balancer"
 
-__all__ = ["LOAD_BALANCER", "MetricsEndpoint", "Port", "Quorum", "RoleNeed"]
+__all__ = ["LOAD_BALANCER", "MetricsEndpoint", "Port", "Quorum", "RoleNeed", "VolumePath"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +45,15 @@ class RoleNeed:
     role: str
     needs: str
     why: str
+
+
+@dataclass(frozen=True)
+class VolumePath:
+    """A data folder of the servers of `role` that a site may put on its own block device
+    (keybuzz.yaml `volumes`, `use: MODULE.NAME`); without one it stays a folder of the root disk.
+    `path` is a data DirSpec of the module's render: converge gives the mounted volume its owner."""
+
+    name: str  # "data", "wal"
+    role: str
+    path: str
+    what: str  # for tables and messages ("PGDATA")

@@ -3,7 +3,8 @@ of keybuzz needs to know of it, and does its job through a DeployContext.
 
 Declarations (read by the registry to build the site-wide tables, see docs/architecture.md):
 roles, quorum and companion-role needs, keybuzz.yaml sections, credentials, images, lint rules,
-ports per role and who may reach them, metrics endpoints, dependencies, drill scenarios.
+ports per role and who may reach them, metrics endpoints, data paths that may live on volumes,
+dependencies, drill scenarios.
 Doing: render (pure: every file and container that reaches a server), deploy (ordered,
 health-gated phases), validate (checks with real clients), cleanup, and drills.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from keybuzz.contract.context import DeployContext
-from keybuzz.contract.declare import MetricsEndpoint, Port, Quorum, RoleNeed
+from keybuzz.contract.declare import MetricsEndpoint, Port, Quorum, RoleNeed, VolumePath
 from keybuzz.contract.drill import DrillContext, RoundPlan
 from keybuzz.contract.lint import Rule
 from keybuzz.images import ImageSpec, SoftwarePin
@@ -83,6 +84,10 @@ class Module:
         return []
 
     def metrics(self, site: Site) -> list[MetricsEndpoint]:
+        return []
+
+    def volume_paths(self, site: Site) -> list[VolumePath]:
+        """The data folders that a site may put on volumes (prepared before deploy, checked by validate)."""
         return []
 
     def render(self, site: Site) -> Plans:

@@ -176,6 +176,11 @@ class Engine:
         await self._read_image_users(plans)
         return await self._on_hosts(hostnames, plans, one)
 
+    async def with_owners(self, plans: Plans) -> Plans:
+        """The plans with image users' uid:gid filled in, as converge applies them."""
+        await self._read_image_users(plans)
+        return {host: with_owners(plan, self._image_ids) for host, plan in plans.items()}
+
     async def remove(self, hostnames: Sequence[str], plans: Plans, *, purge_data: bool) -> int:
         """Cleanup: remove these hosts' containers, files and (with purge_data) data folders."""
 

@@ -17,6 +17,7 @@ from keybuzz.engine.precheck import Problem, precheck
 from keybuzz.errors import OperationFailed
 from keybuzz.poll import describe
 from keybuzz.site import Site
+from keybuzz.volumes import prepare as volumes
 
 
 @dataclass
@@ -83,8 +84,9 @@ def failed_checks(checks: list[CheckResult]) -> list[CheckResult]:
 
 
 async def validate_module(engine: Engine, module: Module) -> list[CheckResult]:
+    """The module's own checks, then its volumes'."""
     engine.module = module.name
-    return await module.validate(engine)
+    return [*await module.validate(engine), *await volumes.checks(engine, module)]
 
 
 async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: bool = False,
@@ -119,10 +121,11 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
             plans = module.render(site)
             if clean:
                 await module.cleanup(engine, plans, False)
+            await volumes.prepare(engine, module)
             await module.deploy(engine, plans)
             if not engine.dry_run:
                 async with engine.phase("validate"):
-                    result.checks = await module.validate(engine)
+                    result.checks = await validate_module(engine, module)
                     bad = failed_checks(result.checks)
                     if bad:
                         raise OperationFailed("validation failed: " + "; ".join(f"{c.name}: {c.detail}" for c in bad),

@@ -5,7 +5,8 @@ address, what failed and the likely fix; a run with one problem changes nothing.
 Per host, in one command: SSH answers within PRECHECK_CONNECT_S (no retry) and takes the site's key; the
 container CLI is installed; the data folder's filesystem has room; no foreign process listens
 on a port a module needs there (a port is the module's own when one of the module's
-containers runs on that host); the clock is within MAX_CLOCK_SKEW_S of this machine's.
+containers runs on that host); the clock is within MAX_CLOCK_SKEW_S of this machine's; each
+volume keybuzz.yaml gives the host is a device keybuzz may format or mount (keybuzz.volumes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from keybuzz.errors import OperationFailed
 from keybuzz.registry import host_ports
 from keybuzz.remote.probe import parse_probe, probe_script
 from keybuzz.remote.ssh import HostUnreachable
+from keybuzz.volumes.plan import Volume, volumes
+from keybuzz.volumes.prepare import refusals as volume_refusals
 
 PRECHECK_CONNECT_S = 5.0
 MIN_FREE_DISK_MB = 1024
@@ -111,7 +114,7 @@ def host_problems(host: str, ip: str, facts: dict[str, list[str]], *, cli: str |
 
 
 async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str]],
-               containers: bool) -> list[Problem]:
+               containers: bool, host_volumes: list[Volume]) -> list[Problem]:
     ip = str(engine.site.server(hostname).private_ip)
     try:
         await engine.pool.connection(hostname, timeout=PRECHECK_CONNECT_S, retries=0)
@@ -128,8 +131,13 @@ async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str
     facts = parse_facts(result.stdout)
     clock = facts.get("clock", [""])[-1]
     skew = float(clock) - (sent + time.time()) / 2 if clock.replace(".", "", 1).isdigit() else None
-    return host_problems(hostname, ip, facts, cli=cli if containers else None, data_root=data_root, ports=ports,
-                         skew=skew)
+    problems = host_problems(hostname, ip, facts, cli=cli if containers else None, data_root=data_root, ports=ports,
+                             skew=skew)
+    try:
+        refused = await volume_refusals(engine, host_volumes)
+    except OperationFailed as exc:
+        return [*problems, Problem(hostname, ip, f"probing its volumes failed: {exc}", "check the server over SSH")]
+    return problems + [Problem(hostname, ip, why, "nothing was changed on any server") for _, why in refused]
 
 
 def _ssh_fix(message: str, engine: Engine) -> str:
@@ -148,6 +156,8 @@ async def precheck(engine: Engine, modules: Sequence[Module], hostnames: Mapping
     site = engine.site
     table = host_ports(site, list(modules))
     hosts = sorted(hostnames, key=lambda h: site.server(h).line)
-    answers = await asyncio.gather(*(_one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h])
+    wanted = volumes(site, modules)
+    answers = await asyncio.gather(*(_one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h],
+                                          [v for v in wanted if v.host == h])
                                      for h in hosts))
     return [problem for problems in answers for problem in problems]

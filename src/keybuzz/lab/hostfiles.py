@@ -36,6 +36,14 @@ mkdir -p /var/lib/containers/storage "$DATA_ROOT"
 mount --bind "$H/containers" /var/lib/containers/storage
 mount --bind "$H/data" "$DATA_ROOT"
 mount --bind "$H/root" /root
+# Attached volumes (keybuzz.lab.volumes): this host's own /dev/disk/by-id, then what a real server's
+# boot mounts from fstab before any service starts (only keybuzz's lines, marked x-keybuzz).
+if [ -s "$H/volumes" ]; then
+  mount -t tmpfs -o mode=0755,nosuid,noexec tmpfs /dev/disk
+  mkdir -p /dev/disk/by-id
+  while read -r name dev; do ln -s "$dev" "/dev/disk/by-id/$name"; done < "$H/volumes"
+fi
+mount -a -O x-keybuzz || echo "keybuzz lab: mount -a -O x-keybuzz failed on $NAME" >&2
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from keybuzz.lab import kernel
+from keybuzz.lab import kernel, volumes
 from keybuzz.lab.errors import LabError, run
 from keybuzz.lab.hostfiles import DATA_ROOT, HOST_INIT, HostFolder, hosts_file
 from keybuzz.lab.images import DEFAULT_IMAGE_ROOT, BuildReport, ImageStore, image_refs
@@ -153,6 +153,7 @@ class Lab:
             same_hosts = [(h["name"], h["ip"]) for h in state["hosts"]] == [(h.name, h.ip) for h in hosts]
             if state["topology"] == topology and state["subnet"] == str(subnet) and same_hosts and \
                     self._complete(state):
+                volumes.attach(self.dir, self.dir / "hosts", specs)  # again after a reboot of this machine
                 restored = self.restore()
                 self.log(f"lab {self.dir} is already up ({len(state['hosts'])} hosts"
                          + (f"; booted or healed {', '.join(restored)})" if restored else ")"))
@@ -178,6 +179,7 @@ class Lab:
         timings["network"] = time.monotonic() - mark
         mark = time.monotonic()
         self._write_host_files(hosts, specs, subnet)
+        volumes.attach(self.dir, self.dir / "hosts", specs)
         timings["files"] = time.monotonic() - mark
         mark = time.monotonic()
         for host in hosts:
@@ -213,7 +215,8 @@ class Lab:
             lock.unlink()
         for target in kernel.mounts_under(self.dir):
             run(["umount", "-l", target], check=False)
-        for child in ("hosts", "ssh", "site", "logs", "host-init.sh", STATE_FILE):
+        volumes.detach_all(self.dir)
+        for child in ("hosts", "ssh", "site", "logs", volumes.FOLDER, "host-init.sh", STATE_FILE):
             path = self.dir / child
             if path.is_dir():
                 shutil.rmtree(path)

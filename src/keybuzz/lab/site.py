@@ -9,6 +9,7 @@ from typing import Any
 
 from keybuzz.images import LabAlias, LabRecipe
 from keybuzz.lab.topology import HostSpec, host_ip
+from keybuzz.lab.volumes import volume_config
 from keybuzz.registry import credential_files, example_config, images, seed_versions
 from keybuzz.site.writer import ServerRow, write_site
 
@@ -34,6 +35,7 @@ def lab_config(subnet: ipaddress.IPv4Network, hosts: list[HostSpec], key: Path, 
     config["load_balancers"] = [dict(lb, vip=str(host_ip(subnet, offsets[lb["name"]])))
                                 for lb in config["load_balancers"] if lb["name"] in offsets]
     config["ssh"] = {"user": "root", "port": 22, "identity_file": str(key), "known_hosts": str(known_hosts)}
+    config["volumes"] = volume_config(hosts)
     return config
 
 

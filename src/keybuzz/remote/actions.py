@@ -193,7 +193,8 @@ def removal_actions(plan: HostPlan, state: HostState, cli: ContainerCli, module:
                     purge_data: bool) -> list[Action]:
     """Cleanup: the module's containers (by name and by label), files, then folders deepest first.
 
-    Data folders (DirSpec.data), and any folder that holds one, are kept unless purge_data.
+    Data folders (DirSpec.data), and any folder that holds one, are kept unless purge_data. With it, a
+    folder that is a mount point (a volume) is emptied and stays mounted; a folder holding one stays.
     """
     if state.container_error:  # never delete the configs of containers we could not see, let alone stop
         raise OperationFailed(f"`{cli.name} ps` failed: {state.container_error}", step="list containers")
@@ -225,6 +226,12 @@ def removal_actions(plan: HostPlan, state: HostState, cli: ContainerCli, module:
             continue
         if not _safe_to_remove(spec.path):
             raise OperationFailed(f"refusing to remove top-level folder {spec.path}", step=f"remove {spec.path}")
+        if spec.data and spec.path in state.mounts:  # a volume: emptied, never unmounted, detached or reformatted
+            actions.append(Action("remove", spec.path, "empty the volume mounted here",
+                                  f"find {_q(spec.path)} -xdev -mindepth 1 -delete"))
+            continue
+        if any(_is_under(mount, spec.path) for mount in state.mounts):
+            continue  # is or holds another mount point: kept, like the mount
         summary = "delete data folder" if holds_data else "delete folder"
         actions.append(Action("remove", spec.path, summary, f"rm -rf -- {_q(spec.path)}"))
     return actions

@@ -51,8 +51,8 @@ class HostOutcome:
 
 
 async def probe(host: SshHost, paths: Iterable[str], container_cli: str | None,
-                services: Iterable[str] = ()) -> HostState:
-    result = await host.shell(probe_script(paths, container_cli, services=services))
+                services: Iterable[str] = (), *, mounts: bool = False) -> HostState:
+    result = await host.shell(probe_script(paths, container_cli, services=services, mounts=mounts))
     return parse_probe(result.stdout)
 
 
@@ -144,7 +144,7 @@ async def remove_host(host: SshHost, plan: HostPlan, cli: ContainerCli, module: 
     outcome = HostOutcome(host.hostname)
 
     async def work() -> None:
-        state = await probe(host, probed_paths(plan), cli.name, [s.name for s in plan.services])
+        state = await probe(host, probed_paths(plan), cli.name, [s.name for s in plan.services], mounts=purge_data)
         actions = removal_actions(plan, state, cli, module, purge_data=purge_data)
         if dry_run:
             for action in actions:

@@ -51,6 +51,7 @@ class HostState:
     containers: dict[str, ContainerState] = field(default_factory=dict)
     container_error: str = ""
     services: dict[str, str] = field(default_factory=dict)  # unit -> `systemctl is-active` answer
+    mounts: set[str] = field(default_factory=set)  # mount points (asked for by cleanup only)
 
     def path(self, path: str) -> PathState:
         return self.paths.get(path, PathState())
@@ -95,7 +96,7 @@ def _container_listing(cli: str, state_files: tuple[str, ...], cache_dir: str) -
 
 def probe_script(paths: Iterable[str], container_cli: str | None, *,
                  state_files: tuple[str, ...] | None = None, cache_dir: str = PS_CACHE_DIR,
-                 services: Iterable[str] = ()) -> str:
+                 services: Iterable[str] = (), mounts: bool = False) -> str:
     """Shell script: stat + sha256 of `paths` (two processes), then the containers (`ps -a` or its cache).
 
     Sections start with a `#S`, `#H` or `#C` line; few pipes or subshells: every fork counts when
@@ -106,6 +107,8 @@ def probe_script(paths: Iterable[str], container_cli: str | None, *,
     if quoted:
         lines.append(f"echo '#S'; stat --printf '{_STAT_FORMAT}' -- {quoted} 2>/dev/null")
         lines.append(f"echo '#H'; sha256sum -- {quoted} 2>/dev/null")
+    if mounts:  # the 5th field of mountinfo, octal-escaped like fstab (\040 for a space)
+        lines.append("echo '#M'; awk '{print $5}' /proc/self/mountinfo")
     for name in sorted(set(services)):
         active = shlex.join(systemd.is_active(name))
         lines.append(f"echo '#U'; printf '%s\\t%s\\n' {shlex.quote(name)} \"$({active} 2>/dev/null || true)\"")
@@ -132,7 +135,7 @@ def parse_probe(output: str) -> HostState:
     section = ""
     container_lines: list[str] = []
     for line in output.splitlines():
-        if line in ("#S", "#H", "#C", "#X", "#U"):
+        if line in ("#S", "#H", "#C", "#X", "#U", "#M"):
             section = line[1]
             if section == "X":
                 state.container_error = "container listing failed:"
@@ -149,6 +152,8 @@ def parse_probe(output: str) -> HostState:
             container_lines.append(line)
         elif section == "X":
             state.container_error = f"{state.container_error} {line.strip()}".strip()
+        elif section == "M" and line.strip():
+            state.mounts.add(line.strip().replace("\\040", " "))
         elif section == "U" and "\t" in line:
             name, _, answer = line.partition("\t")
             state.services[name] = answer.strip() or "unknown"

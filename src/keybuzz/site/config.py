@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -79,6 +79,48 @@ class HaproxySettings(Strict):
     stats_port: int = Field(default=8404, ge=1, le=65000)
 
 
+# Device paths that name a volume for good. /dev/sdX, /dev/vdX, /dev/nvmeXnY are handed out in probe
+# order and can name another disk after a reboot or an attach: formatting one erases the wrong disk.
+STABLE_DEVICE_PREFIXES = ("/dev/disk/by-id/", "/dev/disk/by-path/")
+
+
+class VolumeAttach(Strict):
+    """A block device (a Hetzner volume) that holds a module's data path on a server, or on every
+    server of a role: `use` names the path as `module.name` (docs/volumes.md lists them; a wrong
+    one is answered with the known ones)."""
+
+    server: str | None = None
+    role: str | None = None
+    use: str = Field(pattern=r"^[a-z_]+\.[a-z_]+$")
+    device: str
+    filesystem: Literal["xfs"] = "xfs"
+    options: list[str] = Field(default_factory=lambda: ["noatime"])
+    min_free_percent: int = Field(default=10, ge=0, le=90)
+
+    @field_validator("device")
+    @classmethod
+    def _stable_device(cls, device: str) -> str:
+        if not device.startswith(STABLE_DEVICE_PREFIXES) or device.rstrip("/") != device or ".." in device:
+            raise ValueError(f"{device!r} is not a stable device path: name the volume by /dev/disk/by-id/... "
+                             "(Hetzner: /dev/disk/by-id/scsi-0HC_Volume_ID) or /dev/disk/by-path/...; "
+                             "/dev/sdX can name another disk after a reboot")
+        return device
+
+    @field_validator("options")
+    @classmethod
+    def _plain_options(cls, options: list[str]) -> list[str]:
+        for option in options:
+            if not option or any(c in option for c in ", \t") or option.startswith("x-keybuzz"):
+                raise ValueError(f"mount option {option!r}: one option per item, no comma or space")
+        return options
+
+    @model_validator(mode="after")
+    def _one_target(self) -> VolumeAttach:
+        if (self.server is None) == (self.role is None):
+            raise ValueError("give exactly one of server (a hostname) or role (every server of that role)")
+        return self
+
+
 class CoreConfig(Strict):
     network: Network = Network()
     domain: str = "keybuzz.io"
@@ -90,6 +132,7 @@ class CoreConfig(Strict):
     paths: Paths = Paths()
     ssh: Ssh = Ssh()
     haproxy: HaproxySettings = HaproxySettings()
+    volumes: list[VolumeAttach] = Field(default_factory=list)
 
     @field_validator("load_balancers")
     @classmethod

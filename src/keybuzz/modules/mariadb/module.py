@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keybuzz.contract import CheckResult, DeployContext, Module, Port, Quorum
+from keybuzz.contract import CheckResult, DeployContext, Module, Port, Quorum, VolumePath
 from keybuzz.images import ImageSpec, LabRecipe
 from keybuzz.modules.mariadb import checks, deploy, layout, lint, render
 from keybuzz.modules.mariadb.drill import SCENARIOS, MariadbDrills
@@ -54,6 +54,9 @@ class MariadbModule(MariadbDrills, Module):
             Port(layout.SST_PORT, "maria", "Galera full state transfer (mariabackup)", ("maria",)),
             Port(layout.HEALTH_PORT, "maria", "Galera health agent", ("proxysql", "maria", "install", "monitor")),
         ]
+
+    def volume_paths(self, site: Site) -> list[VolumePath]:
+        return [VolumePath("data", "maria", layout.host_paths(site).data, "datadir")]
 
     def render(self, site: Site) -> Plans:
         return render.render(site)

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from keybuzz import haproxy
-from keybuzz.contract import LOAD_BALANCER, CheckResult, DeployContext, MetricsEndpoint, Module, Port, Quorum, RoleNeed
+from keybuzz.contract import (
+    LOAD_BALANCER,
+    CheckResult,
+    DeployContext,
+    MetricsEndpoint,
+    Module,
+    Port,
+    Quorum,
+    RoleNeed,
+    VolumePath,
+)
 from keybuzz.images import ImageSpec, LabAlias, LabRecipe, SoftwarePin
 from keybuzz.modules.postgres import checks, cleanup, deploy, layout, lint, render
 from keybuzz.modules.postgres.drill import SCENARIOS, PostgresDrills
@@ -115,6 +125,10 @@ class PostgresModule(PostgresDrills, Module):
 
     def metrics(self, site: Site) -> list[MetricsEndpoint]:
         return [MetricsEndpoint("patroni", "db", layout.REST_PORT)]
+
+    def volume_paths(self, site: Site) -> list[VolumePath]:
+        paths = layout.host_paths(site)
+        return [VolumePath("data", "db", paths.data, "PGDATA"), VolumePath("wal", "db", paths.wal, "pg_wal")]
 
     def render(self, site: Site) -> Plans:
         return render.render(site)

@@ -12,6 +12,7 @@ from keybuzz.contract import (
     Port,
     Quorum,
     RoleNeed,
+    VolumePath,
 )
 from keybuzz.images import ImageSpec, LabRecipe
 from keybuzz.modules.rabbitmq import checks, deploy, layout, render
@@ -68,6 +69,9 @@ class RabbitmqModule(RabbitmqDrills, Module):
 
     def metrics(self, site: Site) -> list[MetricsEndpoint]:
         return [MetricsEndpoint("rabbitmq", "queue", layout.PROMETHEUS_PORT)]
+
+    def volume_paths(self, site: Site) -> list[VolumePath]:
+        return [VolumePath("data", "queue", layout.host_paths(site).data, "RabbitMQ data (quorum queue logs)")]
 
     def render(self, site: Site) -> Plans:
         return render.render(site)
