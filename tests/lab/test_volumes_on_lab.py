@@ -55,7 +55,9 @@ def loop_of(lab: Lab, host: str, use: str) -> str:
 
 
 def vip(site: Site) -> str:
-    return str(next(lb.vip for lb in site.config.load_balancers if layout.WRITE_PORT in lb.ports))
+    address = site.config.vip_for(layout.WRITE_PORT)
+    assert address is not None
+    return address
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from keybuzz.errors import InputErrors
 from keybuzz.registry import load_site, schema
+from keybuzz.site import Site
 from keybuzz.site.writer import ServerRow
 
 
@@ -216,3 +217,11 @@ def test_two_load_balancers_sharing_a_vip(seed_site: Path):
     number = text.splitlines().index("load_balancers:") + 1
     (seed_site / "keybuzz.yaml").write_text(text.replace("10.0.0.20", "10.0.0.10"))
     assert only(errors_of(seed_site), "share a VIP").startswith(f"keybuzz.yaml:{number}: load_balancers")
+
+
+def test_a_port_leads_to_its_load_balancers_vip_and_an_address_to_its_server(site: Site) -> None:
+    assert site.config.vip_for(5432) == "10.0.0.10" and site.config.vip_for(3306) == "10.0.0.20"
+    assert site.config.vip_for(1) is None
+    first = site.servers[0]
+    assert site.hostname_at(str(first.private_ip)) == first.hostname
+    assert site.hostname_at("192.0.2.1") is None

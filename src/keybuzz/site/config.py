@@ -144,3 +144,8 @@ class CoreConfig(Strict):
 
     def load_balancer_for(self, port: int) -> LoadBalancer | None:
         return next((lb for lb in self.load_balancers if port in lb.ports), None)
+
+    def vip_for(self, port: int) -> str | None:
+        """The VIP of the load balancer that serves `port` (a module's way in), or None."""
+        lb = self.load_balancer_for(port)
+        return str(lb.vip) if lb else None

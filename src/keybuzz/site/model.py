@@ -32,6 +32,10 @@ class Site:
     def with_role(self, role: str) -> list[Server]:
         return [s for s in self.servers if s.has(role)]
 
+    def hostname_at(self, ip: str) -> str | None:
+        """The server whose private address is `ip` (services name their peers by address)."""
+        return next((s.hostname for s in self.servers if str(s.private_ip) == ip), None)
+
     def server(self, hostname: str) -> Server:
         for server in self.servers:
             if server.hostname == hostname:

@@ -107,8 +107,7 @@ def gateway_url(site: Site, server: Server) -> str:
 
 
 def vip(site: Site) -> str | None:
-    lb = site.config.load_balancer_for(settings(site).port)
-    return str(lb.vip) if lb else None
+    return site.config.vip_for(settings(site).port)
 
 
 def vip_url(site: Site) -> str | None:
@@ -132,8 +131,4 @@ def master_address(server: Server) -> str:
 
 def hostname_of(site: Site, address: str) -> str:
     """A storage server's name from `ip` or `ip:port` (SeaweedFS names nodes by address)."""
-    ip = address.split(":", 1)[0]
-    for server in storage_servers(site):
-        if str(server.private_ip) == ip:
-            return server.hostname
-    return address
+    return site.hostname_at(address.split(":", 1)[0]) or address

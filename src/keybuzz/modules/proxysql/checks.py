@@ -29,8 +29,7 @@ RUNTIME_SQL = "SELECT hostgroup_id, hostname, status FROM runtime_mysql_servers 
 
 
 def vip(site: Site) -> str | None:
-    lb = site.config.load_balancer_for(layout.CLIENT_PORT)
-    return str(lb.vip) if lb else None
+    return site.config.vip_for(layout.CLIENT_PORT)
 
 
 def _round_trip(site: Site, host: str, token: str) -> bool:

@@ -103,5 +103,4 @@ def stats_port(site: Site) -> int:
 
 
 def vip(site: Site) -> str | None:
-    lb = site.config.load_balancer_for(AMQP_PORT)
-    return str(lb.vip) if lb else None
+    return site.config.vip_for(AMQP_PORT)

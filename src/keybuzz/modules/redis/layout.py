@@ -83,12 +83,8 @@ def stats_port(site: Site) -> int:
 
 
 def vip(site: Site) -> str | None:
-    lb = site.config.load_balancer_for(REDIS_PORT)
-    return str(lb.vip) if lb else None
+    return site.config.vip_for(REDIS_PORT)
 
 
 def hostname_of(site: Site, ip: str) -> str:
-    for server in redis_servers(site):
-        if str(server.private_ip) == ip:
-            return server.hostname
-    return ip
+    return site.hostname_at(ip) or ip
