@@ -13,7 +13,7 @@ from keybuzz.containers import ContainerCli
 from keybuzz.errors import InputErrors
 from keybuzz.registry import MODULES, load_site
 from keybuzz.remote.actions import removal_actions
-from keybuzz.remote.probe import HostState, PathState, parse_probe, probe_script
+from keybuzz.remote.probe import PathState, parse_probe, probe_script
 from keybuzz.render import DirSpec, HostPlan
 from keybuzz.volumes import device, plan
 from keybuzz.volumes.plan import Volume
@@ -176,4 +176,3 @@ def test_purge_empties_a_mounted_volume_and_keeps_the_folders_holding_it() -> No
     assert actions["/opt/keybuzz/postgres/raft"].command == "rm -rf -- /opt/keybuzz/postgres/raft"
     assert "/opt/keybuzz/postgres" not in actions  # holds the mount point
     assert "#M" in probe_script([], None, mounts=True) and "#M" not in probe_script([], None)
-    assert HostState().mounts == set()

@@ -39,10 +39,6 @@ class Volume:
     options: tuple[str, ...]
     min_free_percent: int
 
-    @property
-    def label(self) -> str:
-        return f"{self.use} ({self.what}) on {self.host}"
-
 
 def declared_paths(site: Site, modules: Sequence[Module]) -> dict[str, tuple[Module, VolumePath]]:
     """`module.name` -> the declaration, for every module with servers in this site."""
