@@ -54,6 +54,10 @@ class RedisDeploy:
                 await ctx.wait_for("one master, replicas linked", self._replication_ok,
                                    timeout=NODE_TIMEOUT_S + SENTINEL_TIMEOUT_S)
         else:
+            # A Sentinel that still names an older master (its server was down during a failover)
+            # must have caught up before anything restarts: a switchover asked then can stall.
+            await ctx.wait_for("the answering Sentinels name one master", self._sentinels_agree,
+                               timeout=SENTINEL_TIMEOUT_S)
             # One replica at a time: with min-replicas-to-write 1 the master refuses writes
             # (NOREPLICAS) while no replica is connected. The master last, handed over first
             # when its container must be recreated.
@@ -158,6 +162,13 @@ class RedisDeploy:
         problems = state.replication_problems(await state.nodes(self.site))
         if problems:
             raise NotYet("; ".join(problems))
+        return True
+
+    async def _sentinels_agree(self) -> bool:
+        views = [v for v in await state.sentinels(self.site) if v.reachable]
+        if len({v.master_ip for v in views}) > 1:
+            raise NotYet("; ".join(f"sentinel {v.hostname} names {layout.hostname_of(self.site, v.master_ip)}"
+                                   for v in views))
         return True
 
     async def _sentinels_ok(self) -> bool:
