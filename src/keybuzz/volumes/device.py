@@ -9,7 +9,7 @@ to format over it. The seed's `mkfs.xfs -f /dev/sdX` erased whatever disk sdX na
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from keybuzz.volumes.plan import FSTAB, FSTAB_MARK, Volume
 
@@ -31,7 +31,7 @@ class DeviceState:
     path_options: tuple[str, ...] = ()
     path_exists: bool = False
     path_empty: bool = True
-    fstab: tuple[str, ...] = field(default_factory=tuple)  # fstab lines naming the path
+    fstab: tuple[str, ...] = ()  # fstab lines naming the path
 
     @property
     def blank(self) -> bool:

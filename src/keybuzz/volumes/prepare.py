@@ -1,7 +1,7 @@
 """Volumes on the servers: probe, prepare (format a blank device, fstab by UUID, mount) and check.
 
 Prepare runs in its own phase before the module's deploy: every volume of the module is probed
-first and one refusal anywhere stops the run before any volume is touched. Then, per volume:
+once, first, and one refusal anywhere stops the run before any volume is touched. Then, per volume:
 mkfs only on a blank device (and without -f: mkfs refuses an existing filesystem by itself),
 the fstab line by UUID, the mount point made 0000 root (what a service finds when the volume is
 missing at boot), the mount. Converge then gives the mounted folder the module's owner and mode.
@@ -33,24 +33,35 @@ async def probe(engine: Engine, volume: Volume) -> device.DeviceState:
     return device.parse_probe(result.stdout)
 
 
-async def refusals(engine: Engine, volumes: Sequence[Volume]) -> list[tuple[Volume, str]]:
-    """Every volume keybuzz may not touch, with why (missing tools first: nothing can be probed then)."""
-    found: list[tuple[Volume, str]] = []
+Assessed = tuple[Volume, device.DeviceState, device.Decision]
+
+
+async def assess(engine: Engine, volumes: Sequence[Volume]) -> tuple[dict[str, list[Assessed]],
+                                                                     list[tuple[Volume, str]]]:
+    """Per host, each volume probed once and what may be done with it; second, every one keybuzz may not
+    touch, with why (missing tools first: nothing can be probed then)."""
     by_host: dict[str, list[Volume]] = {}
     for volume in volumes:
         by_host.setdefault(volume.host, []).append(volume)
 
-    async def one_host(host: str, host_volumes: list[Volume]) -> list[tuple[Volume, str]]:
+    async def one_host(host: str, host_volumes: list[Volume]) -> tuple[list[Assessed], list[tuple[Volume, str]]]:
         missing = (await engine.host(host).shell(tools_script(), timeout=30)).stdout.split()
         if missing:
-            return [(host_volumes[0], f"{host}: {', '.join(missing)} not found ({TOOLS_FIX})")]
-        states = [await probe(engine, v) for v in host_volumes]
-        return [(v, d.refusal) for v, s in zip(host_volumes, states, strict=True)
-                if (d := device.decide(v, s)).refusal]
+            return [], [(host_volumes[0], f"{host}: {', '.join(missing)} not found ({TOOLS_FIX})")]
+        assessed = []
+        for volume in host_volumes:
+            state = await probe(engine, volume)
+            assessed.append((volume, state, device.decide(volume, state)))
+        return assessed, [(v, d.refusal) for v, _, d in assessed if d.refusal]
 
-    for answer in await asyncio.gather(*(one_host(h, vs) for h, vs in by_host.items())):
-        found += answer
-    return found
+    answers = await asyncio.gather(*(one_host(h, vs) for h, vs in by_host.items()))
+    return ({h: assessed for h, (assessed, _) in zip(by_host, answers, strict=True)},
+            [item for _, why in answers for item in why])
+
+
+async def refusals(engine: Engine, volumes: Sequence[Volume]) -> list[tuple[Volume, str]]:
+    """Every volume keybuzz may not touch, with why (the pre-checks)."""
+    return (await assess(engine, volumes))[1]
 
 
 async def prepare(engine: Engine, module: Module) -> None:
@@ -60,25 +71,21 @@ async def prepare(engine: Engine, module: Module) -> None:
         return
     volumes = [v for vs in per_host.values() for v in vs]
     async with engine.phase(f"volumes ({len(volumes)} on {len(per_host)} server(s))"):
-        refused = await refusals(engine, volumes)
+        assessed, refused = await assess(engine, volumes)
         if refused:
             raise OperationFailed("refusing to touch " + "; ".join(why for _, why in refused),
                                   host=",".join(sorted({v.host for v, _ in refused})), module=module.name,
                                   step="volumes")
-        await asyncio.gather(*(_prepare_host(engine, vs) for vs in per_host.values()))
+        await asyncio.gather(*(_prepare_host(engine, items) for items in assessed.values()))
 
 
-async def _prepare_host(engine: Engine, volumes: list[Volume]) -> None:
-    for volume in volumes:  # one after the other on a host: fstab is one file
-        await _prepare_one(engine, volume)
+async def _prepare_host(engine: Engine, items: list[Assessed]) -> None:
+    for volume, state, decision in items:  # one after the other on a host: fstab is one file
+        await _prepare_one(engine, volume, state, decision)
 
 
-async def _prepare_one(engine: Engine, volume: Volume) -> None:
+async def _prepare_one(engine: Engine, volume: Volume, state: device.DeviceState, decision: device.Decision) -> None:
     host = engine.host(volume.host)
-    state = await probe(engine, volume)
-    decision = device.decide(volume, state)
-    if decision.refusal:  # changed since the check (another run?): still nothing is done
-        raise OperationFailed(decision.refusal, host=volume.host, step="volumes")
     uuid = state.uuid
     if decision.format:
         engine.changed(volume.host, f"format {volume.device} ({state.real}) {volume.filesystem}: a blank device")
