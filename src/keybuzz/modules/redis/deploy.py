@@ -37,6 +37,7 @@ class RedisDeploy:
 
     async def run(self) -> None:
         ctx = self.ctx
+        agreed = "all Sentinels agree on the master and see every replica and Sentinel"
         servers_only = {h: self.plans[h].with_containers(layout.SERVER_CONTAINER) for h in self.nodes}
         current = await self._current_master()
         if current is None:
@@ -65,15 +66,11 @@ class RedisDeploy:
                        hand_over=self._switchover, settled=lambda host: self._replication_ok(), gate_unchanged=True,
                        what=lambda host: "one master, replicas linked", timeout=NODE_TIMEOUT_S,
                        label="redis-server on")
-        agreed = "all Sentinels agree on the master and see every replica and Sentinel"
-        if current is None:
-            await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
-        else:
-            # An existing cluster restarts its Sentinels one at a time: HAProxy lets clients reach
-            # the master only while a majority of them names it.
+            # Then its Sentinels, one at a time: HAProxy lets clients reach the master only while a
+            # majority of them names it.
             await roll(ctx, self.nodes, self.plans, settled=lambda host: self._sentinels_ok(),
                        what=lambda host: agreed, timeout=SENTINEL_TIMEOUT_S, label="Sentinel on")
-        async with ctx.phase("Sentinel settings (SENTINEL SET)"):
+        async with ctx.phase("Sentinel settings (SENTINEL SET)"):  # gated on the Sentinels agreeing, either way
             await ctx.wait_for(agreed, self._sentinels_ok, timeout=SENTINEL_TIMEOUT_S)
             await self._apply_sentinel_tuning()
         # One HAProxy at a time: the load balancer keeps the other one while this one restarts.
