@@ -23,10 +23,9 @@ from keybuzz.modules.redis import MODULE as REDIS
 from keybuzz.secrets import CredentialFile
 from keybuzz.site import Site, example
 from keybuzz.site import load_site as load_site_with
-from keybuzz.site.loader import CONFIG_FILE
+from keybuzz.site.loader import CONFIG_FILE, located_config
 from keybuzz.site.schema import SiteSchema
 from keybuzz.site.writer import write_site
-from keybuzz.site.yamlfile import load_yaml
 from keybuzz.volumes import plan as volume_plan
 
 MODULES: list[Module] = [
@@ -95,9 +94,8 @@ def volume_errors(site: Site, modules: list[Module] | None = None) -> list[Input
     """keybuzz.yaml `volumes` against servers.tsv and the data paths the modules declare."""
     if not site.config.volumes:
         return []
-    config = site.root / CONFIG_FILE
-    located, _ = load_yaml(config.read_text(encoding="utf-8"), display_path(config))
-    return volume_plan.site_errors(site, modules or MODULES, display_path(config), located)
+    return volume_plan.site_errors(site, modules or MODULES, display_path(site.root / CONFIG_FILE),
+                                   located_config(site.root))
 
 
 # -- ports -----------------------------------------------------------------------------------------

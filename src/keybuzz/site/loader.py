@@ -48,6 +48,17 @@ def _load_config(root: Path, schema: SiteSchema, errors: list[InputError]) -> tu
     return config, located
 
 
+def located_config(root: Path) -> LocatedYaml | None:
+    """keybuzz.yaml read again with the line of every key, for checks of a loaded site that point at
+    lines (None when it cannot be read or parsed: the load has said why)."""
+    path = root / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return load_yaml(text, display_path(path))[0]
+
+
 def _load_versions(root: Path, errors: list[InputError]) -> Versions | None:
     path = root / VERSIONS_FILE
     text = _read(path, errors)

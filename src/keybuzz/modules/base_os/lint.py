@@ -9,19 +9,11 @@ from keybuzz.contract import LOAD_BALANCER, Hit, LintInput, Rule
 from keybuzz.modules.base_os.firewall import INSTALL, PortTable, installer_addresses
 from keybuzz.modules.base_os.settings import GATEWAY, BaseOsSettings
 from keybuzz.site import Site
-from keybuzz.site.loader import CONFIG_FILE, SERVERS_FILE
+from keybuzz.site.loader import CONFIG_FILE, SERVERS_FILE, located_config
 from keybuzz.site.servers import ROLES
-from keybuzz.site.yamlfile import LocatedYaml, load_yaml
+from keybuzz.site.yamlfile import LocatedYaml
 
 TOKENS = (INSTALL, LOAD_BALANCER)
-
-
-def _located(site: Site) -> LocatedYaml | None:
-    try:
-        located, _ = load_yaml((site.root / CONFIG_FILE).read_text(), CONFIG_FILE)
-    except OSError:
-        return None
-    return located
 
 
 def _where(located: LocatedYaml | None, *path: str | int) -> str:
@@ -45,7 +37,7 @@ def check_declared_reachability(table: PortTable) -> Callable[[LintInput], Itera
                         "declared reachability (allow_from is empty)", \
                         "declare the roles that may reach it (Port allow_from), or bind it to 127.0.0.1 (loopback=True)"
         settings = data.site.settings(BaseOsSettings)
-        located = _located(data.site)
+        located = located_config(data.site.root)
         for index, extra in enumerate(settings.firewall.open):
             if not extra.allow_from:
                 yield _where(located, "firewall", "open", index), \
@@ -65,7 +57,7 @@ def _role_problem(site: Site, role: str) -> str | None:
 def check_roles_exist(data: LintInput) -> Iterable[Hit]:
     site = data.site
     settings = site.settings(BaseOsSettings)
-    located = _located(site)
+    located = located_config(site.root)
     for index, extra in enumerate(settings.firewall.open):
         problem = _role_problem(site, extra.role)
         if problem:
@@ -88,7 +80,7 @@ def check_roles_exist(data: LintInput) -> Iterable[Hit]:
 def check_installer_known(data: LintInput) -> Iterable[Hit]:
     site = data.site
     settings = site.settings(BaseOsSettings)
-    located = _located(site)
+    located = located_config(site.root)
     names = {s.hostname for s in site.servers}
     for position, entry in enumerate(settings.installer):
         if entry != GATEWAY and not _is_network(entry) and entry not in names:
