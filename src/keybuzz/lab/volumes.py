@@ -56,9 +56,9 @@ def _attached(path: Path) -> str:
     return out[0] if out else ""
 
 
-def attach(lab_dir: Path, hosts_dir: Path, hosts: list[HostSpec]) -> list[str]:
+def attach(lab_dir: Path, hosts_dir: Path, hosts: list[HostSpec]) -> None:
     """Each volume's file created (once) and attached (again after a reboot of this machine); each
-    host's list written for its init. Returns the loop devices."""
+    host's list written for its init."""
     volumes = lab_volumes(hosts)
     if volumes:
         # /dev is this machine's, shared by every host: the mount point of the hosts' private
@@ -66,7 +66,6 @@ def attach(lab_dir: Path, hosts_dir: Path, hosts: list[HostSpec]) -> list[str]:
         os.makedirs("/dev/disk", exist_ok=True)
         (lab_dir / FOLDER).mkdir(exist_ok=True)
     lines: dict[str, list[str]] = {h.name: [] for h in hosts if h.lb is None}
-    devices = []
     for volume in volumes:
         path = backing_file(lab_dir, volume)
         if not path.exists():
@@ -76,14 +75,12 @@ def attach(lab_dir: Path, hosts_dir: Path, hosts: list[HostSpec]) -> list[str]:
         if not loop.startswith("/dev/loop"):
             raise LabError(f"losetup gave no loop device for {path}: {loop!r}")
         lines[volume.host].append(f"{volume.by_id} {loop}")
-        devices.append(loop)
     for host, entries in lines.items():
         target = hosts_dir / host / HOST_FILE
         if entries:
             target.write_text("\n".join(entries) + "\n")
         elif target.exists():
             target.unlink()
-    return devices
 
 
 def detach_all(lab_dir: Path) -> None:

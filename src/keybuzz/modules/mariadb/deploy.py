@@ -130,8 +130,12 @@ class MariadbDeploy:
                          "no group (a saved node UUID its peers evicted keeps it out for good)")
         node = self.ctx.host(host)
         await node.run(self.ctx.cli.stop(layout.SERVER_CONTAINER, timeout_s=60), check=False, timeout=120)
-        await node.run(["rm", "-f", self.paths.gvwstate], timeout=30)
+        await self._forget_saved_view(host)
         await node.run(self.ctx.cli.start(layout.SERVER_CONTAINER), timeout=120)
+
+    async def _forget_saved_view(self, host: str) -> None:
+        """gvwstate.dat removed while the node is stopped: it joins as a new member, with a new UUID."""
+        await self.ctx.host(host).run(["rm", "-f", self.paths.gvwstate], timeout=30)
 
     # --- a whole-cluster stop -----------------------------------------------------------------------------
     async def _cold_start(self) -> None:
@@ -168,7 +172,7 @@ class MariadbDeploy:
             # One primary component is bootstrapped and the others join it: a saved view is obsolete,
             # and the node UUID it restores may be on a peer's evict list (then it never joins).
             for host in self.nodes:
-                await self.ctx.host(host).run(["rm", "-f", self.paths.gvwstate], timeout=30)
+                await self._forget_saved_view(host)
             self.ctx.note("saved primary views (gvwstate.dat) removed: every node joins the bootstrapped one")
         async with self.ctx.phase(f"cold start: bootstrap on {chosen.hostname} (seqno {chosen.seqno}, the highest)"):
             await self._bootstrap(chosen.hostname)
