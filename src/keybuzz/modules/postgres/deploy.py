@@ -120,11 +120,23 @@ class PostgresDeploy:
     async def _switchover(self, leader: str) -> None:
         """A planned switchover (~2 s of writes) instead of killing the leader (~20 s, the ttl)."""
         ip = str(self.site.server(leader).private_ip)
-        status, body = await api.call(ip, "/switchover", method="POST", site=self.site, timeout=60,
-                                      body={"leader": leader})
-        if status != 200:
-            raise OperationFailed(f"switchover away from {leader} refused ({status}): {body}", host=leader,
-                                  module=layout.MODULE, step="switchover")
+
+        answer: dict[str, object] = {}
+
+        async def answered() -> bool:
+            status, body = await api.call(ip, "/switchover", method="POST", site=self.site, timeout=60,
+                                          body={"leader": leader})
+            if status == 412 and "sync_standby" in str(body):
+                # synchronous_mode: Patroni names a sync standby a loop after a replica came back
+                raise NotYet(f"switchover refused for now ({status}): {body}")
+            answer.update(status=status, body=body)
+            return True
+
+        await self.ctx.wait_for(f"{leader} answering a switchover request with a sync standby named", answered,
+                                timeout=CLUSTER_TIMEOUT_S, where=leader)
+        if answer["status"] != 200:  # any other refusal stops the deploy at once
+            raise OperationFailed(f"switchover away from {leader} refused ({answer['status']}): {answer['body']}",
+                                  host=leader, module=layout.MODULE, step="switchover")
         self.ctx.changed(leader, "POST /switchover: leader handed over before its container is recreated")
 
         async def moved() -> bool:
