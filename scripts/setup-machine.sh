@@ -14,6 +14,7 @@ packages=(
   tini                                     # PID 1 of every lab host: reaps orphans
   haproxy socat                            # the lab's load-balancer hosts; admin-socket queries
   xfsprogs                                 # mkfs.xfs on the lab hosts' volumes (loop devices)
+  prometheus                               # promtool: make test checks the alert rules (its daemon never starts)
   ca-certificates
 )
 

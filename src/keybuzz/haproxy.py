@@ -55,6 +55,7 @@ def render_config(sections: list[Section], *, stats_port: int, maxconn: int = 40
         "    stats enable",
         "    stats uri /stats",
         "    stats refresh 5s",
+        "    http-request use-service prometheus-exporter if { path /metrics }",
         "",
     ]
     body = []

@@ -15,6 +15,7 @@ from keybuzz.images import ImageSpec
 from keybuzz.modules import pending
 from keybuzz.modules.base_os import MODULE as BASE_OS
 from keybuzz.modules.mariadb import MODULE as MARIADB
+from keybuzz.modules.monitoring import MODULE as MONITORING
 from keybuzz.modules.object_storage import MODULE as OBJECT_STORAGE
 from keybuzz.modules.postgres import MODULE as POSTGRES
 from keybuzz.modules.proxysql import MODULE as PROXYSQL
@@ -37,7 +38,13 @@ MODULES: list[Module] = [
     MARIADB,
     PROXYSQL,
     pending.K3S,
+    MONITORING.reading_modules(lambda site: site_modules(site)),
 ]
+
+
+def site_modules(site: Site) -> list[Module]:
+    """The implemented modules with servers on this site, in install order (what monitoring covers)."""
+    return [m for m in MODULES if m.implemented and m.hosts(site)]
 
 
 def module_by_name(name: str, modules: list[Module] | None = None) -> Module:
@@ -119,7 +126,8 @@ def port_errors(site: Site, servers_file: str, modules: list[Module] | None = No
         seen: dict[tuple[int, str], tuple[Module, Port]] = {}
         for module, port in ports:
             key = (port.number, port.protocol)
-            if key in seen and seen[key] != (module, port):
+            # One listener declared for each role of a multi-role server (the node exporter) is one.
+            if key in seen and (seen[key][0], seen[key][1].service) != (module, port.service):
                 other_module, other = seen[key]
                 errors.append(InputError(
                     servers_file, site.server(hostname).line,

@@ -16,7 +16,7 @@ from keybuzz.site.versions import image_problem
 def test_every_lab_image_is_pinned_and_local() -> None:
     refs = images.image_refs()
     assert set(refs) == {"base", "patroni", "pgbouncer", "redis", "haproxy", "rabbitmq", "seaweedfs", "mariadb",
-                         "galera-health"}
+                         "galera-health", "prometheus", "postgres-exporter", "redis-exporter", "mysqld-exporter"}
     for ref in refs.values():
         assert image_problem(ref) is None
         assert ref.startswith("localhost/keybuzz-lab/") and not ref.endswith(":latest")

@@ -31,7 +31,7 @@ def test_lab_site_loads_and_lints_without_errors(tmp_path: Path) -> None:
         "lb-internal": "10.78.0.10", "lb-mariadb": "10.78.0.20"}
     assert site.config.ssh.identity_file == str(tmp_path / "id_ed25519")
     assert site.config.ssh.known_hosts == str(tmp_path / "known_hosts")
-    assert len(site.servers) == 20 and {str(s.private_ip) for s in site.with_role("haproxy")} == {
+    assert len(site.servers) == 22 and {str(s.private_ip) for s in site.with_role("haproxy")} == {
         "10.78.0.11", "10.78.0.12"}
 
 

@@ -24,7 +24,7 @@ def test_small_topology_keeps_the_seed_last_octets() -> None:
     assert [hosts[f"minio-0{i}"] for i in (1, 2, 3)] == ["10.77.0.134", "10.77.0.131", "10.77.0.132"]
     assert [hosts[f"maria-0{i}"] for i in (1, 2, 3)] == ["10.77.0.170", "10.77.0.171", "10.77.0.172"]
     assert [hosts[f"proxysql-0{i}"] for i in (1, 2)] == ["10.77.0.173", "10.77.0.174"]
-    assert len(hosts) == 22
+    assert len(hosts) == 24
 
 
 def test_small_topology_roles_and_load_balancers() -> None:
@@ -32,8 +32,8 @@ def test_small_topology_roles_and_load_balancers() -> None:
     specs = topology("small")
     roles = [role for h in specs for role in h.roles]
     assert {r: roles.count(r) for r in set(roles)} == {"haproxy": 2, "db": 3, "redis": 3, "queue": 3, "minio": 3,
-                                                     "maria": 3, "proxysql": 2, "app": 1}
-    assert lab_roles() == {"haproxy", "db", "redis", "queue", "minio", "maria", "proxysql"}
+                                                     "maria": 3, "proxysql": 2, "app": 1, "monitor": 2}
+    assert lab_roles() == {"haproxy", "db", "redis", "queue", "minio", "maria", "proxysql", "monitor"}
     assert {h.name: h.lb for h in specs if h.lb} == {"lb-internal": "lb-internal", "lb-mariadb": "lb-mariadb"}
 
 

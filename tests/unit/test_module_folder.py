@@ -136,7 +136,7 @@ def test_render_ports_lint_and_inventory_include_it(demo: Module, tmp_path: Path
     apps = [s.hostname for s in site.with_role("app")]
     assert apps and all(plans[h].file("/opt/keybuzz/demo/demo.conf").text == "greeting=shout\n" for h in apps)
     ports = registry.host_ports(site)
-    assert [(m.name, p.number) for m, p in ports[apps[0]]] == [("demo", 9999)]
+    assert [(m.name, p.number) for m, p in ports[apps[0]]] == [("monitoring", 9100), ("demo", 9999)]
     findings = [f for f in lint(site) if f.rule == "KB900"]
     assert [(f.severity, f.message) for f in findings] == [("warning", "shouting is rude")]
     assert not [f for f in lint(site) if f.rule == "KB001"]  # its secret stays in its secret file

@@ -221,8 +221,8 @@ def test_secrets_only_in_the_secret_env_file(plans: Plans, site: Site, seed_site
         env = plan.file(env_path)
         assert env.secret and env.mode == 0o600
         values = dict(line.split("=", 1) for line in env.content.splitlines())
-        assert values == {"REDIS_PASSWORD": site.secret("redis", "REDIS_PASSWORD"),
-                          "REDIS_SENTINEL_PASSWORD": site.secret("redis", "REDIS_SENTINEL_PASSWORD")}
+        assert values == {key: site.secret("redis", key)
+                          for key in ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD", "REDIS_MONITOR_PASSWORD")}
         public = [f.content for f in plan.files if not f.secret]
         public += [" ".join(ContainerCli("podman").run(c, "0")) for c in plan.containers]
         for text in public:
@@ -242,7 +242,14 @@ def test_boot_guard_script(plans: Plans, site: Site, tmp_path: Path) -> None:
         "SELF_IP": "10.0.0.124", "SENTINELS": " ".join(REDIS_IPS), "INITIAL_MASTER": "10.0.0.123",
         "MASTER_NAME": layout.MASTER_NAME, "REDIS_PORT": "6379", "SENTINEL_PORT": "26379",
         "GUARD_TRIES": str(bootguard.GUARD_TRIES), "SERVER_DIR": layout.C_SERVER_DIR,
-        "SENTINEL_DIR": layout.C_SENTINEL_DIR, "CONF": layout.C_CONF_DIR}
+        "SENTINEL_DIR": layout.C_SENTINEL_DIR, "CONF": layout.C_CONF_DIR, "MONITOR_USER": "keybuzz-monitor",
+        "SERVER_MONITOR_ACL": "-@all +ping +info +config|get +client|list +client|setname +slowlog +latency|latest "
+                              "+dbsize +select +cluster|info +memory|stats",
+        "SENTINEL_MONITOR_ACL": "-@all +ping +info +client|setname +sentinel|masters +sentinel|master "
+                                "+sentinel|sentinels +sentinel|slaves +sentinel|replicas"}
+    # The metrics user reads INFO and statistics only: no key pattern, no write, no failover.
+    assert "~" not in settings["SERVER_MONITOR_ACL"] and "+@write" not in settings["SERVER_MONITOR_ACL"]
+    assert "+sentinel|failover" not in settings["SENTINEL_MONITOR_ACL"]
     script = tmp_path / "keybuzz-redis.sh"
     script.write_text(text)
     assert subprocess.run(["sh", "-n", str(script)], check=False).returncode == 0

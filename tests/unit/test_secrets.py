@@ -69,7 +69,8 @@ def test_a_second_ensure_never_changes_a_value_and_only_adds_missing_keys(tmp_pa
     kept = "REDIS_PASSWORD=chosen-by-the-operator-1234\n"
     redis.write_text(kept)  # the operator set their own value and dropped a key
     store.path("k3s").unlink()
-    assert sorted(store.ensure(FILES)) == ["k3s.K3S_TOKEN", "redis.REDIS_SENTINEL_PASSWORD"]
+    assert sorted(store.ensure(FILES)) == ["k3s.K3S_TOKEN", "redis.REDIS_MONITOR_PASSWORD", "redis.REDIS_MONITOR_USER",
+                                           "redis.REDIS_SENTINEL_PASSWORD"]
     text = redis.read_text()
     assert text.startswith(kept) and text.count("REDIS_SENTINEL_PASSWORD=") == 1
     assert mode(redis) == 0o600 and mode(store.path("k3s")) == 0o600

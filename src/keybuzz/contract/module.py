@@ -3,7 +3,7 @@ of keybuzz needs to know of it, and does its job through a DeployContext.
 
 Declarations (read by the registry to build the site-wide tables, see docs/architecture.md):
 roles, quorum and companion-role needs, keybuzz.yaml sections, credentials, images, lint rules,
-ports per role and who may reach them, metrics endpoints, data paths that may live on volumes,
+ports per role and who may reach them, metrics endpoints and alert rules, data paths that may live on volumes,
 dependencies, drill scenarios.
 Doing: render (pure: every file and container that reaches a server), deploy (ordered,
 health-gated phases), validate (checks with real clients), cleanup, and drills.
@@ -12,10 +12,10 @@ health-gated phases), validate (checks with real clients), cleanup, and drills.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from keybuzz.contract.context import DeployContext
-from keybuzz.contract.declare import MetricsEndpoint, Port, Quorum, RoleNeed, VolumePath
+from keybuzz.contract.declare import AlertRule, DashboardPanel, MetricsEndpoint, Port, Quorum, RoleNeed, VolumePath
 from keybuzz.contract.drill import DrillContext, RoundPlan
 from keybuzz.contract.lint import Rule
 from keybuzz.images import ImageSpec, SoftwarePin
@@ -24,6 +24,16 @@ from keybuzz.secrets import CredentialFile
 from keybuzz.site import Site
 from keybuzz.site.schema import SettingsSection
 from keybuzz.site.servers import Server
+
+
+class Observability(Protocol):
+    """A module folder's observability.py: its metrics endpoints, alert rules and dashboard panels."""
+
+    def metrics(self, site: Site) -> list[MetricsEndpoint]: ...
+
+    def alerts(self, site: Site) -> list[AlertRule]: ...
+
+    def panels(self) -> list[DashboardPanel]: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class Module:
     images: tuple[ImageSpec, ...] = ()
     software: tuple[SoftwarePin, ...] = ()
     lint_rules: tuple[Rule, ...] = ()
+    observability: ClassVar[Observability | None] = None  # the folder's observability.py, when it has one
     # drill scenario -> one line; a module with scenarios implements the drill hooks below
     scenarios: ClassVar[dict[str, str]] = {}
 
@@ -84,7 +95,16 @@ class Module:
         return []
 
     def metrics(self, site: Site) -> list[MetricsEndpoint]:
-        return []
+        """What Prometheus scrapes on this module's servers (with the exporters the monitoring module runs)."""
+        return self.observability.metrics(site) if self.observability else []
+
+    def alerts(self, site: Site) -> list[AlertRule]:
+        """Alerting rules over those metrics, for the failure modes of this module."""
+        return self.observability.alerts(site) if self.observability else []
+
+    def panels(self, site: Site) -> list[DashboardPanel]:
+        """The module's Grafana dashboard (none: no dashboard)."""
+        return self.observability.panels() if self.observability else []
 
     def volume_paths(self, site: Site) -> list[VolumePath]:
         """The data folders that a site may put on volumes (prepared before deploy, checked by validate)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from keybuzz.drills.alerts import AlertTiming
 from keybuzz.secrets import redact
 
 
@@ -27,6 +28,7 @@ class RoundResult:
     lost_window_s: float = 0.0  # from the fault to the last acknowledged write that was then lost
     old_primary_acked_s: float | None = None  # from the fault to the old primary's last acknowledgement
     details: dict[str, object] = field(default_factory=dict)
+    alerts: list[AlertTiming] = field(default_factory=list)  # the monitoring's alerts, timed from the fault
 
     @property
     def error_count(self) -> int:
@@ -39,6 +41,7 @@ class DrillReport:
     scenario: str
     settings: dict[str, object]
     rounds: list[RoundResult] = field(default_factory=list)
+    alerts_note: str = ""  # why alerts were not recorded (no monitor servers, Prometheus unreachable)
 
     def summary(self) -> dict[str, object]:
         outages = [r.outage_s for r in self.rounds]
@@ -57,7 +60,8 @@ class DrillReport:
 
     def to_dict(self) -> dict[str, object]:
         return {"module": self.module, "scenario": self.scenario, "settings": self.settings,
-                "rounds": [asdict(r) for r in self.rounds], "summary": self.summary()}
+                "rounds": [asdict(r) for r in self.rounds], "summary": self.summary(),
+                **({"alerts_note": self.alerts_note} if self.alerts_note else {})}
 
     def save(self, logs_dir: Path) -> Path:
         folder = logs_dir / "drills"
@@ -69,7 +73,7 @@ class DrillReport:
     def table(self) -> Table:
         table = Table(title=f"{self.module} failover drill: {self.scenario}")
         for column in ("round", "fault on", "write outage", "acked", "lost", "lost window", "old primary acked",
-                       "errors", "new primary", "rejoin"):
+                       "errors", "new primary", "rejoin", "alerts fired/resolved"):
             table.add_column(column, justify="right" if column in ("acked", "lost", "errors") else "left",
                              no_wrap=column in ("fault on", "new primary"))
         for r in self.rounds:
@@ -78,8 +82,14 @@ class DrillReport:
                           f"{r.old_primary_acked_s:.2f} s" if r.old_primary_acked_s is not None else "-",
                           str(r.error_count), r.new_primary,
                           f"{r.rejoin_s:.1f} s" if r.rejoin_s is not None else "-",
+                          _alerts_cell(r.alerts) or self.alerts_note or "-",
                           style="red" if r.lost else None)
         s = self.summary()
         table.caption = (f"median outage {s['outage_median_s']} s, max {s['outage_max_s']} s; "
                          f"lost {s['lost_total']} of {s['acked_total']} acknowledged")
         return table
+
+
+def _alerts_cell(alerts: list[AlertTiming]) -> str:
+    """'HostDown 6.1/24.3 s': fired and resolved, seconds from the fault; one line per alert."""
+    return "\n".join(t.text() for t in alerts)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from keybuzz.contract import RoundPlan
+from keybuzz.drills.alerts import AlertWatch
 from keybuzz.drills.probe import ProbeRunner
 from keybuzz.drills.report import RoundResult
 from keybuzz.poll import wait_until
@@ -15,7 +16,10 @@ READ_BACK_TIMEOUT_S = 60
 NEW_PRIMARY_TIMEOUT_S = 60
 
 
-async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
+async def measure_round(number: int, plan: RoundPlan, watch: AlertWatch | None = None,
+                        alerts_settle_s: float = 0.0) -> RoundResult:
+    """With a `watch`, the monitoring's alerts are timed too: from the fault until they resolve
+    (waited for up to `alerts_settle_s` after the old primary is back)."""
     runner = ProbeRunner(plan.probe, plan.interval_s, first_id=number * 1_000_000 + 1)
     runner.start()
     injected = False
@@ -23,13 +27,19 @@ async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
         await _wait(lambda: runner.history.healthy_streak(time.monotonic(), plan.warmup_s / 2),
                     plan.warmup_s + 30, "writes succeeding before the fault")
         await asyncio.sleep(plan.warmup_s)
+        if watch:
+            await watch.baseline()
         fault_at = time.monotonic()
+        if watch:
+            watch.start(fault_at)
         injected = True
         await plan.inject()
         await _wait(lambda: _recovered(runner, fault_at, plan), plan.max_outage_s,
                     "writes through the load balancer again after the fault")
     except BaseException as exc:
         await asyncio.to_thread(runner.stop)
+        if watch:
+            await watch.settle(0)
         if injected:  # never leave a host powered off or a container killed behind a failed round
             await _restore_after_failure(plan, exc)
         raise
@@ -40,12 +50,15 @@ async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
         new_primary = await wait_until("the new primary through the load balancer", plan.new_primary,
                                        timeout=NEW_PRIMARY_TIMEOUT_S, interval=0.5)
     except BaseException as exc:
+        if watch:
+            await watch.settle(0)
         await _restore_after_failure(plan, exc)
         raise
     rejoin = await plan.recover()
     acked = history.acked_ids()
     found = await read_back(plan)
     lost = acked - found
+    alerts = await watch.settle(alerts_settle_s) if watch else []
     old_primary_acked = (history.last_ack_after(fault_at, server=plan.target_address)
                          if plan.target_address and any(r.server for r in history.records) else None)
     return RoundResult(round=number, scenario=plan.scenario, target=plan.target, outage_s=round(outage, 3),
@@ -53,7 +66,7 @@ async def measure_round(number: int, plan: RoundPlan) -> RoundResult:
                        new_primary=new_primary, rejoin_s=None if rejoin is None else round(rejoin, 2),
                        lost_window_s=history.last_ack_after(fault_at, ids=lost),
                        old_primary_acked_s=old_primary_acked,
-                       details=plan.details() if plan.details else {})
+                       details=plan.details() if plan.details else {}, alerts=alerts)
 
 
 async def read_back(plan: RoundPlan) -> set[int]:

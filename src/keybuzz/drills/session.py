@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from keybuzz.contract import DeployContext, DrillContext, Faults, Module
+from keybuzz.drills.alerts import AlertWatch
 from keybuzz.drills.report import DrillReport, RoundResult
 from keybuzz.drills.runner import measure_round
+from keybuzz.modules.monitoring import api, layout
+from keybuzz.modules.monitoring.settings import MonitoringSettings
+from keybuzz.poll import describe
+from keybuzz.site import Site
 
 
 class NotDrillable(Exception):
@@ -28,14 +33,40 @@ async def run_drill(module: Module, ctx: DeployContext, faults: Faults, scenario
     if scenario not in scenarios:
         raise NotDrillable(f"unknown scenario {scenario!r} for {module.name}; known: {', '.join(scenarios)}")
     dctx = DrillContext(ctx, faults, dict(options or {}))
+    prometheus, alerts_note = await prometheus_for_alerts(ctx.site)
     try:
         await drillable.prepare_drill(dctx)
-        report = DrillReport(module.name, scenario, drillable.drill_settings(dctx))
+        report = DrillReport(module.name, scenario, drillable.drill_settings(dctx), alerts_note=alerts_note)
         for number in range(1, rounds + 1):
-            result = await measure_round(number, await drillable.plan_round(dctx, scenario, number))
+            plan = await drillable.plan_round(dctx, scenario, number)
+            result = await measure_round(number, plan, AlertWatch(prometheus) if prometheus else None,
+                                         alerts_settle_s(ctx.site))
             report.rounds.append(result)
             if on_round:
                 on_round(result)
     finally:
         await drillable.finish_drill(dctx)
     return report
+
+
+async def prometheus_for_alerts(site: Site) -> tuple[list[str], str]:
+    """The site's Prometheus URLs when one answers; otherwise none, and why alerts go unrecorded."""
+    urls = layout.prometheus_urls(site)
+    if not urls:
+        return [], "not recorded: no monitor servers"
+    errors = []
+    for url in urls:
+        try:
+            if await api.ready(url):
+                return urls, ""
+            errors.append(f"{url} not ready")
+        except Exception as exc:
+            errors.append(f"{url}: {describe(exc)}")
+    return [], "not recorded: no Prometheus answers (" + "; ".join(errors) + ")"
+
+
+def alerts_settle_s(site: Site) -> float:
+    """How long a round waits for its alerts to resolve once the old primary is back: a few
+    scrapes and evaluations, the `for:` of a pending alert, and a margin."""
+    settings = site.settings(MonitoringSettings)
+    return 3 * (settings.scrape_interval_s + settings.evaluation_interval_s) + settings.down_for_s + 30

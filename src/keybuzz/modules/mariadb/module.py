@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from keybuzz.contract import CheckResult, DeployContext, Module, Port, Quorum, VolumePath
+from keybuzz.contract import (
+    CheckResult,
+    DeployContext,
+    Module,
+    Port,
+    Quorum,
+    VolumePath,
+)
 from keybuzz.images import ImageSpec, LabRecipe
-from keybuzz.modules.mariadb import checks, deploy, layout, lint, render
+from keybuzz.modules.mariadb import checks, deploy, layout, lint, observability, render
 from keybuzz.modules.mariadb.drill import SCENARIOS, MariadbDrills
 from keybuzz.modules.mariadb.settings import GaleraTuning, MariadbSettings
 from keybuzz.render import Plans
@@ -42,8 +49,10 @@ class MariadbModule(MariadbDrills, Module):
                   note="seed: bitnami/mariadb-galera (no longer pulls); the official image has Galera 4"),
         ImageSpec("galera-health", HEALTH_IMAGE, LabRecipe("1.0-bookworm", ("python3", "python3-pymysql")),
                   note="built by keybuzz from images/galera-health (python:3.11-slim + PyMySQL)"),
+        observability.EXPORTER_IMAGE,
     )
     lint_rules = lint.RULES
+    observability = observability
     scenarios = SCENARIOS
 
     def ports(self, site: Site) -> list[Port]:

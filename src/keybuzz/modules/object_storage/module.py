@@ -4,9 +4,16 @@ lab runs, behind the internal load balancer either way. What it declares."""
 from __future__ import annotations
 
 from keybuzz import haproxy
-from keybuzz.contract import LOAD_BALANCER, CheckResult, DeployContext, Module, Port, RoleNeed
+from keybuzz.contract import (
+    LOAD_BALANCER,
+    CheckResult,
+    DeployContext,
+    Module,
+    Port,
+    RoleNeed,
+)
 from keybuzz.images import ImageSpec, LabAlias, LabRecipe
-from keybuzz.modules.object_storage import checks, deploy, layout, lint, render
+from keybuzz.modules.object_storage import checks, deploy, layout, lint, observability, render
 from keybuzz.modules.object_storage.drill import SCENARIOS, StorageDrills
 from keybuzz.modules.object_storage.settings import MinioSettings, ObjectStorageSettings, SeaweedfsTuning
 from keybuzz.render import Plans
@@ -59,6 +66,7 @@ class ObjectStorageModule(StorageDrills, Module):
     ), roles=(layout.ROLE,))
     images = IMAGES
     lint_rules = lint.RULES
+    observability = observability
     scenarios = SCENARIOS
 
     @property

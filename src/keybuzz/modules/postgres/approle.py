@@ -1,4 +1,5 @@
-"""The application role and database from credentials, idempotent; pgvector when the image has it.
+"""The application role and database, and the exporter's pg_monitor role, from credentials,
+idempotent; pgvector when the image has it.
 
 Passwords travel as SCRAM verifiers computed here, on psql's stdin: never in an argv, never in
 the server's statement log as plain text.
@@ -39,6 +40,19 @@ async def ensure_app_role(ctx: DeployContext, leader: str) -> None:
             await psql(ctx, leader, "\n".join(statements) + "\n")
     if not ctx.dry_run:
         await vector_extension(ctx, leader, database)
+
+
+async def ensure_monitor_role(ctx: DeployContext, leader: str) -> None:
+    """The metrics exporter's login: member of pg_monitor (statistics, no table data), created once."""
+    creds = ctx.site.credentials[layout.MODULE]
+    user, password = creds["POSTGRES_MONITOR_USER"], creds["POSTGRES_MONITOR_PASSWORD"]
+    rows = await psql(ctx, leader, f"SELECT count(*) FROM pg_roles WHERE rolname = {literal(user)};")
+    if int(rows[0]):
+        return
+    ctx.changed(leader, f"monitoring role {user} (pg_monitor)")
+    if not ctx.dry_run:
+        await psql(ctx, leader, f"CREATE ROLE {ident(user)} LOGIN PASSWORD {literal(scram.verifier(password))} "
+                                "IN ROLE pg_monitor;\n")
 
 
 async def vector_extension(ctx: DeployContext, leader: str, database: str) -> None:

@@ -17,6 +17,7 @@ from keybuzz.site import Site
 DEFAULT_SERVER = ("default-server inter 1s fastinter 250ms downinter 500ms fall 3 rise 2 "
                   "on-marked-down shutdown-sessions")
 WRITE_BACKEND = "postgres_write"
+READ_BACKEND = "postgres_read"
 # The seed's PgBouncer pool sizes.
 MAX_CLIENT_CONN = 1000
 DEFAULT_POOL_SIZE = 25
@@ -35,7 +36,7 @@ def haproxy_sections(site: Site) -> list[Section]:
         DEFAULT_SERVER,
         *servers,
     ))
-    read = Section("listen", "postgres_read", (
+    read = Section("listen", READ_BACKEND, (
         f"bind 0.0.0.0:{layout.READ_PORT}",
         "balance roundrobin",
         f"option httpchk GET /replica?lag={lag}",

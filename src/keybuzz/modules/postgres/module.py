@@ -7,7 +7,6 @@ from keybuzz.contract import (
     LOAD_BALANCER,
     CheckResult,
     DeployContext,
-    MetricsEndpoint,
     Module,
     Port,
     Quorum,
@@ -15,7 +14,7 @@ from keybuzz.contract import (
     VolumePath,
 )
 from keybuzz.images import ImageSpec, LabAlias, LabRecipe, SoftwarePin
-from keybuzz.modules.postgres import checks, cleanup, deploy, layout, lint, render
+from keybuzz.modules.postgres import checks, cleanup, deploy, layout, lint, observability, render
 from keybuzz.modules.postgres.drill import SCENARIOS, PostgresDrills
 from keybuzz.modules.postgres.settings import PatroniTuning, PostgresTuning
 from keybuzz.render import Plans
@@ -66,6 +65,7 @@ IMAGES = (
     ImageSpec("etcd", "quay.io/coreos/etcd:v3.5.17",
               LabAlias("patroni", "the etcd 3.4 server is inside the patroni image")),
     haproxy.IMAGE,
+    observability.EXPORTER_IMAGE,
 )
 
 
@@ -93,6 +93,8 @@ class PostgresModule(PostgresDrills, Module):
         CredentialSpec("POSTGRES_APP_USER", "keybuzz"),
         CredentialSpec("POSTGRES_APP_PASSWORD"),
         CredentialSpec("POSTGRES_APP_DATABASE", "keybuzz"),
+        CredentialSpec("POSTGRES_MONITOR_USER", "keybuzz_monitor"),  # the metrics exporter: pg_monitor only
+        CredentialSpec("POSTGRES_MONITOR_PASSWORD"),
         CredentialSpec("PATRONI_RESTAPI_USER", "patroni"),
         CredentialSpec("PATRONI_RESTAPI_PASSWORD"),
         CredentialSpec("PATRONI_RAFT_PASSWORD"),  # encrypts and authenticates the RAFT DCS traffic
@@ -100,6 +102,7 @@ class PostgresModule(PostgresDrills, Module):
     images = IMAGES
     software = (SoftwarePin("patroni", PATRONI_VERSION), SoftwarePin("pgvector", "0.8.0"))
     lint_rules = lint.RULES
+    observability = observability
     scenarios = SCENARIOS
 
     def requirements(self, site: Site) -> list[str]:
@@ -122,9 +125,6 @@ class PostgresModule(PostgresDrills, Module):
             ports += [Port(layout.ETCD_CLIENT_PORT, "db", "etcd client", ("db", "install")),
                       Port(layout.ETCD_PEER_PORT, "db", "etcd peer", ("db",))]
         return ports
-
-    def metrics(self, site: Site) -> list[MetricsEndpoint]:
-        return [MetricsEndpoint("patroni", "db", layout.REST_PORT)]
 
     def volume_paths(self, site: Site) -> list[VolumePath]:
         paths = layout.host_paths(site)

@@ -82,6 +82,7 @@ def pg_hba(site: Site) -> list[str]:
     rewind = creds.get("POSTGRES_REWIND_USER", "rewind_user")
     app_user = creds.get("POSTGRES_APP_USER", "keybuzz")
     app_db = creds.get("POSTGRES_APP_DATABASE", "keybuzz")
+    monitor = creds.get("POSTGRES_MONITOR_USER", "keybuzz_monitor")
     db_ips = [str(s.private_ip) for s in site.with_role("db")]
     lines = [
         f"local all {superuser} peer",
@@ -91,6 +92,8 @@ def pg_hba(site: Site) -> list[str]:
     ]
     lines += [f"host replication {replicator} {ip}/32 scram-sha-256" for ip in db_ips]
     lines += [f"host postgres {rewind} {ip}/32 scram-sha-256" for ip in db_ips]
+    # The metrics exporter runs on each db server and reads its own node.
+    lines += [f"host postgres {monitor} {ip}/32 scram-sha-256" for ip in db_ips]
     lines.append(f"host {app_db} {app_user} {site.config.network.cidr} scram-sha-256")
     return lines
 

@@ -7,7 +7,6 @@ from keybuzz.contract import (
     LOAD_BALANCER,
     CheckResult,
     DeployContext,
-    MetricsEndpoint,
     Module,
     Port,
     Quorum,
@@ -15,7 +14,7 @@ from keybuzz.contract import (
     VolumePath,
 )
 from keybuzz.images import ImageSpec, LabRecipe
-from keybuzz.modules.rabbitmq import checks, deploy, layout, render
+from keybuzz.modules.rabbitmq import checks, deploy, layout, observability, render
 from keybuzz.modules.rabbitmq.drill import SCENARIOS, RabbitmqDrills
 from keybuzz.modules.rabbitmq.settings import RabbitmqSettings, RabbitmqTuning
 from keybuzz.render import Plans
@@ -49,6 +48,7 @@ class RabbitmqModule(RabbitmqDrills, Module):
     ), roles=("queue",))
     images = (ImageSpec("rabbitmq", "rabbitmq:3.13.2-management", LabRecipe("3.10-bookworm", ("rabbitmq-server",))),
               haproxy.IMAGE)
+    observability = observability
     scenarios = SCENARIOS
 
     def requirements(self, site: Site) -> list[str]:
@@ -66,9 +66,6 @@ class RabbitmqModule(RabbitmqDrills, Module):
             Port(layout.AMQP_PORT, "haproxy", "HAProxy RabbitMQ frontend", CLIENTS),
             Port(layout.stats_port(site), "haproxy", "HAProxy stats (rabbitmq)", ("install", "monitor")),
         ]
-
-    def metrics(self, site: Site) -> list[MetricsEndpoint]:
-        return [MetricsEndpoint("rabbitmq", "queue", layout.PROMETHEUS_PORT)]
 
     def volume_paths(self, site: Site) -> list[VolumePath]:
         return [VolumePath("data", "queue", layout.host_paths(site).data, "RabbitMQ data (quorum queue logs)")]

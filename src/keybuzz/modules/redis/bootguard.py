@@ -8,7 +8,11 @@ Sentinel answers (first install, whole cluster cold start), the role this node h
 stopped is kept: the replicaof line Sentinel last wrote with CONFIG REWRITE.
 
 `sentinel`: writes sentinel.conf into the data dir on first start only (from the rendered
-template, monitoring the master the other Sentinels know); Sentinel owns the file afterwards.
+template, monitoring the master the other Sentinels know); Sentinel owns the file afterwards,
+except that the metrics exporter's ACL user is added to a file that lacks it.
+
+Both give the exporter's user only what it reads (INFO, CONFIG GET, SENTINEL MASTERS ...): no key,
+no write, no failover.
 
 Both run as root just long enough to write 0600 files from the env file, then drop to the
 image's redis user (su-exec in the official image, setpriv in Debian).
@@ -27,6 +31,7 @@ set -eu
 umask 077
 : "${REDIS_PASSWORD:?REDIS_PASSWORD missing from the env file}"
 : "${REDIS_SENTINEL_PASSWORD:?REDIS_SENTINEL_PASSWORD missing from the env file}"
+: "${REDIS_MONITOR_PASSWORD:?REDIS_MONITOR_PASSWORD missing from the env file}"
 
 log() { echo "keybuzz-redis: $*" >&2; }
 
@@ -69,7 +74,7 @@ persisted_master() {
 # Own the process's folder, drop root, exec: redis-server runs as the image's redis user.
 as_redis() {
     find "$DATA" \! -user redis -exec chown redis:redis '{}' +
-    unset REDIS_PASSWORD REDIS_SENTINEL_PASSWORD
+    unset REDIS_PASSWORD REDIS_SENTINEL_PASSWORD REDIS_MONITOR_PASSWORD
     if command -v su-exec >/dev/null 2>&1; then exec su-exec redis "$@"; fi
     if command -v setpriv >/dev/null 2>&1; then exec setpriv --reuid=redis --regid=redis --init-groups "$@"; fi
     exec runuser -u redis -- "$@"
@@ -86,6 +91,7 @@ start_server() {
         cat "$CONF/redis.conf"
         echo "requirepass $REDIS_PASSWORD"
         echo "masterauth $REDIS_PASSWORD"
+        echo "user $MONITOR_USER on >$REDIS_MONITOR_PASSWORD $SERVER_MONITOR_ACL"
         if [ "$master" != "$SELF_IP" ]; then echo "replicaof $master $REDIS_PORT"; fi
     } > "$DATA/.redis.conf.new"
     mv "$DATA/.redis.conf.new" "$DATA/redis.conf"
@@ -106,6 +112,10 @@ start_sentinel() {
         mv "$DATA/.sentinel.conf.new" "$DATA/sentinel.conf"
         log "first start: sentinel.conf written, monitoring $master"
     fi
+    if ! grep -q "^user $MONITOR_USER " "$DATA/sentinel.conf"; then
+        echo "user $MONITOR_USER on >$REDIS_MONITOR_PASSWORD $SENTINEL_MONITOR_ACL" >> "$DATA/sentinel.conf"
+        log "metrics user $MONITOR_USER added to sentinel.conf"
+    fi
     as_redis redis-server "$DATA/sentinel.conf" --sentinel
 }
 
@@ -116,6 +126,11 @@ case "${1:-}" in
 esac
 """
 
+# What redis_exporter runs, and nothing else (no key pattern: no data is readable).
+SERVER_MONITOR_ACL = ("-@all +ping +info +config|get +client|list +client|setname +slowlog +latency|latest "
+                      "+dbsize +select +cluster|info +memory|stats")
+SENTINEL_MONITOR_ACL = ("-@all +ping +info +client|setname +sentinel|masters +sentinel|master "
+                        "+sentinel|sentinels +sentinel|slaves +sentinel|replicas")
 # Sentinel queries per start before falling back to the persisted role (1 s apart).
 GUARD_TRIES = 3
 
@@ -133,6 +148,9 @@ def script(site: Site, server: Server) -> str:
         "CONF": layout.C_CONF_DIR,
         "SERVER_DIR": layout.C_SERVER_DIR,
         "SENTINEL_DIR": layout.C_SENTINEL_DIR,
+        "MONITOR_USER": site.secret("redis", "REDIS_MONITOR_USER"),
+        "SERVER_MONITOR_ACL": SERVER_MONITOR_ACL,
+        "SENTINEL_MONITOR_ACL": SENTINEL_MONITOR_ACL,
     }
     head = ["#!/bin/sh", f"# Rendered by keybuzz for {server.hostname}: edits are overwritten on the next install."]
     head += [f"{key}={shlex.quote(value)}" for key, value in settings.items()]

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from keybuzz import haproxy
-from keybuzz.contract import LOAD_BALANCER, CheckResult, DeployContext, Module, Port, Quorum, RoleNeed
+from keybuzz.contract import (
+    LOAD_BALANCER,
+    CheckResult,
+    DeployContext,
+    Module,
+    Port,
+    Quorum,
+    RoleNeed,
+)
 from keybuzz.images import ImageSpec, LabRecipe
-from keybuzz.modules.redis import checks, deploy, layout, lb, lint, render
+from keybuzz.modules.redis import checks, deploy, layout, lb, lint, observability, render
 from keybuzz.modules.redis.drill import SCENARIOS, RedisDrills
 from keybuzz.modules.redis.settings import SentinelTuning
 from keybuzz.render import Plans
@@ -26,11 +34,14 @@ class RedisModule(RedisDrills, Module):
     role_needs = (RoleNeed("redis", "haproxy", "Redis is reached through HAProxy on the haproxy servers"),)
     settings = (SettingsSection(("tuning", "sentinel"), SentinelTuning,
                                 example={"down_after_ms": 1000, "failover_timeout_ms": 10000}),)
-    credentials = CredentialFile("redis", (CredentialSpec("REDIS_PASSWORD"), CredentialSpec("REDIS_SENTINEL_PASSWORD")),
+    credentials = CredentialFile("redis", (CredentialSpec("REDIS_PASSWORD"), CredentialSpec("REDIS_SENTINEL_PASSWORD"),
+                                           CredentialSpec("REDIS_MONITOR_USER", "keybuzz-monitor"),
+                                           CredentialSpec("REDIS_MONITOR_PASSWORD")),
                                  roles=("redis",))
     images = (ImageSpec("redis", "redis:7.2.5-alpine", LabRecipe("7.0-bookworm", ("redis-server", "redis-sentinel"))),
-              haproxy.IMAGE)
+              haproxy.IMAGE, observability.EXPORTER_IMAGE)
     lint_rules = lint.RULES
+    observability = observability
     scenarios = SCENARIOS
 
     def ports(self, site: Site) -> list[Port]:

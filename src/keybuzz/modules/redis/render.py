@@ -15,7 +15,8 @@ from keybuzz.site.servers import Server
 def env_file(site: Site) -> str:
     """The passwords, for the containers' environment only (0600, never in argv or a config)."""
     return (f"REDIS_PASSWORD={site.secret('redis', 'REDIS_PASSWORD')}\n"
-            f"REDIS_SENTINEL_PASSWORD={site.secret('redis', 'REDIS_SENTINEL_PASSWORD')}\n")
+            f"REDIS_SENTINEL_PASSWORD={site.secret('redis', 'REDIS_SENTINEL_PASSWORD')}\n"
+            f"REDIS_MONITOR_PASSWORD={site.secret('redis', 'REDIS_MONITOR_PASSWORD')}\n")
 
 
 def _redis_host(site: Site, server: Server) -> HostPlan:

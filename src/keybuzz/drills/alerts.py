@@ -1,0 +1,93 @@
+"""What the monitoring saw of a drill round: each alert that went pending, fired and resolved,
+timed from the fault, polled from Prometheus' own alert list (the rules Alertmanager is sent).
+Alerts already active before the fault are not the round's and are left out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from keybuzz.modules.monitoring import api
+from keybuzz.poll import describe
+
+POLL_S = 0.5
+
+
+@dataclass
+class AlertTiming:
+    alert: str  # name{labels}: which alert, where
+    pending_s: float | None = None  # from the fault
+    firing_s: float | None = None
+    resolved_s: float | None = None  # None: still active when the round ended
+
+    def text(self) -> str:
+        fired = f"{self.firing_s:.1f}" if self.firing_s is not None else "never fired"
+        resolved = f"{self.resolved_s:.1f} s" if self.resolved_s is not None else "not resolved"
+        return f"{self.alert.split('{', 1)[0]} {fired}/{resolved}"
+
+
+class AlertWatch:
+    """Polls Prometheus (the first of `urls` that answers) every POLL_S s from `start` on."""
+
+    def __init__(self, urls: list[str]):
+        self.urls = urls
+        self.timings: dict[str, AlertTiming] = {}
+        self.last_error = ""
+        self._before: set[str] = set()
+        self._fault_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _active(self) -> list[api.Alert] | None:
+        for url in self.urls:
+            try:
+                return await api.alerts(url)
+            except Exception as exc:
+                self.last_error = f"{url}: {describe(exc)}"
+        return None
+
+    async def baseline(self) -> None:
+        """Before the fault: what is already active is not the round's."""
+        self._before = {a.key for a in await self._active() or []}
+
+    def start(self, fault_at: float) -> None:
+        self._fault_at = fault_at
+        self._task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            await self.observe()
+            await asyncio.sleep(POLL_S)
+
+    async def observe(self) -> None:
+        active = await self._active()
+        if active is None:
+            return
+        now = round(time.monotonic() - self._fault_at, 2)
+        seen = set()
+        for alert in active:
+            if alert.key in self._before:
+                continue
+            seen.add(alert.key)
+            timing = self.timings.setdefault(alert.key, AlertTiming(alert.key))
+            timing.resolved_s = None
+            if timing.pending_s is None:
+                timing.pending_s = now
+            if alert.state == "firing" and timing.firing_s is None:
+                timing.firing_s = now
+        for key, timing in self.timings.items():
+            if key not in seen and timing.resolved_s is None:
+                timing.resolved_s = now
+
+    def open(self) -> list[str]:
+        return [t.alert for t in self.timings.values() if t.resolved_s is None]
+
+    async def settle(self, timeout: float) -> list[AlertTiming]:
+        """After the round: wait up to `timeout` s for the round's alerts to resolve, then stop."""
+        deadline = time.monotonic() + timeout
+        while self.open() and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        return sorted(self.timings.values(), key=lambda t: (t.pending_s or 0.0, t.alert))

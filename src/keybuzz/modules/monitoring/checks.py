@@ -1,0 +1,68 @@
+"""`keybuzz validate monitoring`: every target of the site up in each Prometheus, every rule loaded
+and healthy, no alert firing, each Alertmanager ready in its cluster and used by each Prometheus."""
+
+from __future__ import annotations
+
+from keybuzz.contract import CheckResult, DeployContext, Module
+from keybuzz.modules.monitoring import api, dashboards, layout, rules, scrape
+from keybuzz.poll import describe
+
+SHOWN = 5  # problems listed per check; the rest counted
+
+
+def _listed(items: list[str]) -> str:
+    more = f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else ""
+    return "; ".join(items[:SHOWN]) + more
+
+
+async def _prometheus(base: str, where: str, expected_targets: int, expected_rules: int,
+                      alertmanagers: int) -> list[CheckResult]:
+    results = []
+    targets = await api.targets(base)
+    down = [f"{t.job} on {t.hostname}: {t.health} {t.last_error}".rstrip() for t in targets if t.health != "up"]
+    results.append(CheckResult(f"every target up in Prometheus on {where}",
+                               not down and len(targets) == expected_targets,
+                               f"{len(targets) - len(down)} of {expected_targets} up"
+                               + (f": {_listed(down)}" if down else "")))
+    loaded = await api.rules(base)
+    bad = [f"{r.name}: {r.health} {r.last_error}".rstrip() for r in loaded if r.health != "ok"]
+    results.append(CheckResult(f"every alert rule loaded on {where}", not bad and len(loaded) == expected_rules,
+                               f"{len(loaded)} of {expected_rules} loaded" + (f": {_listed(bad)}" if bad else "")))
+    firing = [a.key for a in await api.alerts(base) if a.state == "firing"]
+    results.append(CheckResult(f"no alert firing on {where}", not firing, _listed(firing) if firing else "none"))
+    active = await api.active_alertmanagers(base)
+    results.append(CheckResult(f"Prometheus on {where} sends alerts to every Alertmanager",
+                               len(active) == alertmanagers, f"{len(active)} of {alertmanagers} active"))
+    return results
+
+
+async def _alertmanager(base: str, where: str, monitors: int) -> CheckResult:
+    status, peers = await api.alertmanager_peers(base)
+    clustered = monitors == 1 or (status == "ready" and peers == monitors)
+    return CheckResult(f"Alertmanager on {where} ready", clustered,
+                       f"cluster {status or 'unknown'}, {peers} of {monitors} peers")
+
+
+async def validate(ctx: DeployContext, modules: list[Module]) -> list[CheckResult]:
+    site = ctx.site
+    monitors = layout.monitors(site)
+    expected_targets = len(scrape.targets(site, modules))
+    expected_rules = len(rules.rule_names(site, modules))
+    results: list[CheckResult] = []
+    for server in monitors:
+        ip = server.private_ip
+        try:
+            results += await _prometheus(f"http://{ip}:{layout.PROMETHEUS_PORT}", server.hostname,
+                                         expected_targets, expected_rules, len(monitors))
+        except Exception as exc:
+            results.append(CheckResult(f"Prometheus on {server.hostname} answers", False, describe(exc)))
+        try:
+            results.append(await _alertmanager(f"http://{ip}:{layout.ALERTMANAGER_PORT}", server.hostname,
+                                               len(monitors)))
+        except Exception as exc:
+            results.append(CheckResult(f"Alertmanager on {server.hostname} answers", False, describe(exc)))
+    boards = dashboards.dashboards(site, modules)
+    results.append(CheckResult("Grafana dashboards served", False,
+                               f"no Grafana server in this version: {len(boards)} dashboards rendered to "
+                               f"{layout.host_paths(site).dashboards} for one to provision", available=False))
+    return results

@@ -1,0 +1,75 @@
+"""Names, ports and paths of the monitoring module: one place, shared by render, deploy, checks and drills."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keybuzz.site import Site
+from keybuzz.site.servers import Server
+
+MODULE = "monitoring"
+ROLE = "monitor"
+PROMETHEUS_CONTAINER = "prometheus"
+ALERTMANAGER_CONTAINER = "alertmanager"
+NODE_EXPORTER_CONTAINER = "node-exporter"
+
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+ALERTMANAGER_CLUSTER_PORT = 9094  # gossip between the Alertmanagers (tcp and udp)
+NODE_EXPORTER_PORT = 9100
+# Prometheus and Alertmanager run as nobody in their official images; the lab image runs them the same.
+SERVICE_USER = "65534:65534"
+
+# Paths inside the containers (the official images' and, through symlinks, the lab image's).
+C_PROMETHEUS_CONF = "/etc/prometheus"
+C_PROMETHEUS_DATA = "/prometheus"
+C_ALERTMANAGER_CONF = "/etc/alertmanager"
+C_ALERTMANAGER_DATA = "/alertmanager"
+C_HOST_ROOT = "/host"
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    """Where the module's files live on a server."""
+
+    conf: str  # prometheus.yml, rules/, alertmanager.yml, dashboards/
+    secrets: str  # the exporters' 0600 env files
+    prometheus_data: str
+    alertmanager_data: str
+
+    @property
+    def prometheus_yml(self) -> str:
+        return f"{self.conf}/prometheus/prometheus.yml"
+
+    @property
+    def rules_dir(self) -> str:
+        return f"{self.conf}/prometheus/rules"
+
+    @property
+    def alertmanager_yml(self) -> str:
+        return f"{self.conf}/alertmanager/alertmanager.yml"
+
+    @property
+    def dashboards(self) -> str:
+        return f"{self.conf}/grafana/dashboards"
+
+    @property
+    def k3s_scrape_configs(self) -> str:
+        return f"{self.conf}/k3s/additional-scrape-configs.yaml"
+
+    def exporter_env(self, job: str) -> str:
+        return f"{self.secrets}/{job}-exporter.env"
+
+
+def host_paths(site: Site) -> HostPaths:
+    data, config = site.data_dir(MODULE), site.config_dir(MODULE)
+    return HostPaths(conf=f"{config}/config", secrets=f"{config}/secrets",
+                     prometheus_data=f"{data}/prometheus", alertmanager_data=f"{data}/alertmanager")
+
+
+def monitors(site: Site) -> list[Server]:
+    return site.with_role(ROLE)
+
+
+def prometheus_urls(site: Site) -> list[str]:
+    return [f"http://{s.private_ip}:{PROMETHEUS_PORT}" for s in monitors(site)]

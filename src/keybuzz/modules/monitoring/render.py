@@ -1,0 +1,122 @@
+"""render(site, modules): Prometheus and Alertmanager on the monitor servers, the node exporter on
+every server, and the exporters the modules declare on their servers. Pure, no I/O."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from keybuzz.containers import ContainerSpec, Mount
+from keybuzz.contract import MetricsEndpoint, Module
+from keybuzz.modules.monitoring import dashboards, layout, rules, scrape
+from keybuzz.modules.monitoring.settings import MonitoringSettings
+from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans, merge_plans
+from keybuzz.site import Site
+from keybuzz.site.servers import Server
+
+HEADER = "# Rendered by keybuzz: edits are overwritten on the next install.\n"
+
+
+def alertmanager_config() -> dict[str, Any]:
+    """One route to the on-call receiver. A host that is down inhibits the other alerts it causes
+    (its exporters' TargetDown, its members missing), so the page names the cause once."""
+    return {
+        "route": {"receiver": "on-call", "group_by": ["alertname", "hostname"],
+                  "group_wait": "10s", "group_interval": "1m", "repeat_interval": "4h"},
+        # No notifier is configured here: add one (webhook, e-mail, PagerDuty) to this receiver.
+        "receivers": [{"name": "on-call"}],
+        "inhibit_rules": [{"source_matchers": ['alertname="HostDown"'],
+                           "target_matchers": ['alertname!="HostDown"'], "equal": ["hostname"]}],
+    }
+
+
+def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan:
+    paths = layout.host_paths(site)
+    settings = site.settings(MonitoringSettings)
+    rule_files = {f"{paths.rules_dir}/{name}.yml": rules.dump(doc)
+                  for name, doc in rules.rule_groups(site, modules).items()}
+    prometheus_yml = HEADER + yaml.safe_dump(scrape.prometheus_config(site, modules, server.hostname),
+                                             sort_keys=False, width=200)
+    prometheus = ContainerSpec(
+        name=layout.PROMETHEUS_CONTAINER, image=site.image("prometheus"), module=layout.MODULE,
+        user=layout.SERVICE_USER, entrypoint="/bin/prometheus",
+        command=(f"--config.file={layout.C_PROMETHEUS_CONF}/prometheus.yml",
+                 f"--storage.tsdb.path={layout.C_PROMETHEUS_DATA}",
+                 f"--storage.tsdb.retention.time={settings.retention}",
+                 f"--web.listen-address=0.0.0.0:{layout.PROMETHEUS_PORT}"),
+        mounts=(Mount(f"{paths.conf}/prometheus", layout.C_PROMETHEUS_CONF, read_only=True),
+                Mount(paths.prometheus_data, layout.C_PROMETHEUS_DATA)),
+        restart_on=(paths.prometheus_yml, *rule_files),
+    )
+    peers = [s for s in layout.monitors(site) if s.hostname != server.hostname]
+    cluster = ((f"--cluster.listen-address=0.0.0.0:{layout.ALERTMANAGER_CLUSTER_PORT}",
+                f"--cluster.advertise-address={server.private_ip}:{layout.ALERTMANAGER_CLUSTER_PORT}",
+                *(f"--cluster.peer={s.private_ip}:{layout.ALERTMANAGER_CLUSTER_PORT}" for s in peers))
+               if peers else ("--cluster.listen-address=",))
+    alertmanager = ContainerSpec(
+        name=layout.ALERTMANAGER_CONTAINER, image=site.image("alertmanager"), module=layout.MODULE,
+        user=layout.SERVICE_USER, entrypoint="/bin/alertmanager",
+        command=(f"--config.file={layout.C_ALERTMANAGER_CONF}/alertmanager.yml",
+                 f"--storage.path={layout.C_ALERTMANAGER_DATA}",
+                 f"--web.listen-address=0.0.0.0:{layout.ALERTMANAGER_PORT}", *cluster),
+        mounts=(Mount(f"{paths.conf}/alertmanager", layout.C_ALERTMANAGER_CONF, read_only=True),
+                Mount(paths.alertmanager_data, layout.C_ALERTMANAGER_DATA)),
+        restart_on=(paths.alertmanager_yml,),
+    )
+    boards = {f"{paths.dashboards}/{name}.json": json.dumps(board, indent=2, sort_keys=True) + "\n"
+              for name, board in dashboards.dashboards(site, modules).items()}
+    k3s = HEADER + yaml.safe_dump(scrape.k3s_additional_scrape_configs(site, modules), sort_keys=False, width=200)
+    return HostPlan(
+        hostname=server.hostname,
+        directories=[DirSpec(paths.conf), DirSpec(f"{paths.conf}/prometheus"), DirSpec(paths.rules_dir),
+                     DirSpec(f"{paths.conf}/alertmanager"), DirSpec(f"{paths.conf}/grafana"),
+                     DirSpec(paths.dashboards), DirSpec(f"{paths.conf}/k3s"),
+                     DirSpec(paths.prometheus_data, 0o755, layout.SERVICE_USER, data=True),
+                     DirSpec(paths.alertmanager_data, 0o755, layout.SERVICE_USER, data=True)],
+        files=[FileSpec(paths.prometheus_yml, prometheus_yml),
+               *(FileSpec(path, text) for path, text in rule_files.items()),
+               FileSpec(paths.alertmanager_yml, HEADER + yaml.safe_dump(alertmanager_config(), sort_keys=False)),
+               *(FileSpec(path, text) for path, text in boards.items()),
+               FileSpec(paths.k3s_scrape_configs, k3s)],
+        containers=[prometheus, alertmanager],
+    )
+
+
+def _node_exporter_host(site: Site, server: Server) -> HostPlan:
+    """The host's root, read-only: filesystems (the data volumes' fill) as the host sees them."""
+    spec = ContainerSpec(
+        name=layout.NODE_EXPORTER_CONTAINER, image=site.image("node-exporter"), module=layout.MODULE,
+        entrypoint="/bin/node_exporter",
+        command=(f"--path.rootfs={layout.C_HOST_ROOT}", f"--web.listen-address=0.0.0.0:{layout.NODE_EXPORTER_PORT}"),
+        mounts=(Mount("/", layout.C_HOST_ROOT, read_only=True),),
+    )
+    return HostPlan(hostname=server.hostname, containers=[spec])
+
+
+def _exporter_host(site: Site, server: Server, endpoint: MetricsEndpoint) -> HostPlan:
+    exporter = endpoint.exporter
+    assert exporter is not None
+    paths = layout.host_paths(site)
+    env_path = paths.exporter_env(endpoint.job)
+    files = [FileSpec(env_path, exporter.env(site, server), secret=True)] if exporter.env else []
+    spec = ContainerSpec(
+        name=f"{endpoint.job}-exporter", image=site.image(exporter.image), module=layout.MODULE,
+        user=layout.SERVICE_USER, entrypoint=exporter.entrypoint,
+        command=tuple(arg.replace("{ip}", str(server.private_ip)) for arg in exporter.args),
+        env_file=env_path if exporter.env else None,
+    )
+    return HostPlan(hostname=server.hostname, directories=[DirSpec(paths.conf), DirSpec(paths.secrets, 0o700)],
+                    files=files, containers=[spec])
+
+
+def render(site: Site, modules: list[Module]) -> Plans:
+    if not layout.monitors(site):
+        return {}
+    plan_sets: list[Plans] = [{s.hostname: _monitor_host(site, s, modules) for s in layout.monitors(site)},
+                              {s.hostname: _node_exporter_host(site, s) for s in site.servers}]
+    for endpoint in scrape.endpoints(site, modules):
+        if endpoint.exporter:
+            plan_sets.append({s.hostname: _exporter_host(site, s, endpoint) for s in site.with_role(endpoint.role)})
+    return merge_plans(*plan_sets)
