@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a real multi-host deployment on the local lab (root, Linux).
 #   1. the lab: hosts made of namespaces, each with sshd and podman, plus its site folder
-#   2. keybuzz install: every landed module, in the seed's order, each validated before the next
+#   2. keybuzz install: every landed module, in the seed's order, each validated before the next (monitoring last)
 #   3. keybuzz validate: the same checks again, as an operator would run them
 # Re-running it is safe: the lab is kept, and a re-install changes nothing on a healthy cluster.
 set -euo pipefail
@@ -15,9 +15,9 @@ $KB lint --site "$SITE"
 $KB install --site "$SITE"
 $KB validate --site "$SITE"
 
-read -r vip maria_vip < <(.venv/bin/python -c 'import sys, pathlib; from keybuzz.registry import load_site
-lbs = load_site(pathlib.Path(sys.argv[1])).config.load_balancers
-print(*(next(str(lb.vip) for lb in lbs if port in lb.ports) for port in (5432, 3306)))' "$SITE")
+read -r vip maria_vip monitor < <(.venv/bin/python -c 'import sys, pathlib; from keybuzz.registry import load_site
+site = load_site(pathlib.Path(sys.argv[1])); lbs = site.config.load_balancers
+print(*(next(str(lb.vip) for lb in lbs if port in lb.ports) for port in (5432, 3306)), site.with_role("monitor")[0].private_ip)' "$SITE")
 cat <<MSG
 
 The lab is up and the platform is deployed on it.
@@ -30,6 +30,8 @@ The lab is up and the platform is deployed on it.
   S3:          http://$vip:9000 (SeaweedFS)                          (keys: $SITE/credentials/minio.env)
   MariaDB:     mysql -h $maria_vip -P 3306 -u erpnext -p erpnext       (password: $SITE/credentials/mariadb.env;
                through the lab's HAProxy stand-in for ProxySQL)
+  Prometheus:  http://$monitor:9090   Alertmanager: http://$monitor:9093   ($KB validate monitoring --site $SITE;
+               no Grafana server can run here: dashboards rendered to /opt/keybuzz/monitoring/config/grafana)
   drills:      $KB failover postgres --scenario poweroff-leader --site $SITE
                $KB failover mariadb --scenario poweroff-writer --site $SITE
                $KB failover MODULE --scenario list --site $SITE   (every scenario of a module)

@@ -133,3 +133,28 @@ def test_a_failed_round_still_undoes_its_fault():
                                           r"again after the fault"):
         asyncio.run(measure_round(1, plan))
     assert restored == [True] and not store.down.is_set()
+
+
+def test_report_carries_the_alerts_of_each_round(tmp_path):
+    from rich.console import Console
+
+    from keybuzz.drills.alerts import AlertTiming
+    from keybuzz.drills.report import RoundResult
+
+    report = DrillReport("postgres", "poweroff-leader", {})
+    timing = AlertTiming("HostDown{hostname=db-1,job=node}", pending_s=3.0, firing_s=7.1, resolved_s=29.2)
+    pending_only = AlertTiming("RedisTwoMasters{}", pending_s=3.5, resolved_s=5.6)
+    report.rounds.append(RoundResult(1, "poweroff-leader", "db-1", 23.0, 100, 0, {}, "db-2", 4.0,
+                                     alerts=[timing, pending_only]))
+    saved = json.loads(report.save(tmp_path).read_text())
+    assert saved["rounds"][0]["alerts"][0] == {"alert": "HostDown{hostname=db-1,job=node}", "pending_s": 3.0,
+                                               "firing_s": 7.1, "resolved_s": 29.2}
+    assert "alerts_note" not in saved
+    console = Console(width=250, record=True)
+    console.print(report.table())
+    text = console.export_text()
+    assert "HostDown 7.1/29.2 s" in text and "RedisTwoMasters pending 3.5 s, never fired" in text
+
+    unmonitored = DrillReport("postgres", "poweroff-leader", {}, alerts_note="not recorded: no monitor servers")
+    unmonitored.rounds.append(RoundResult(1, "poweroff-leader", "db-1", 23.0, 100, 0, {}, "db-2", 4.0))
+    assert json.loads(unmonitored.save(tmp_path).read_text())["alerts_note"] == "not recorded: no monitor servers"

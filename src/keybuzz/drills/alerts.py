@@ -22,9 +22,12 @@ class AlertTiming:
     resolved_s: float | None = None  # None: still active when the round ended
 
     def text(self) -> str:
-        fired = f"{self.firing_s:.1f}" if self.firing_s is not None else "never fired"
+        """'HostDown 7.1/29.2 s' (fired/resolved), or 'RedisTwoMasters pending 3.5 s, never fired'."""
+        name = self.alert.split("{", 1)[0]
+        if self.firing_s is None:
+            return f"{name} pending {self.pending_s:.1f} s, never fired"
         resolved = f"{self.resolved_s:.1f} s" if self.resolved_s is not None else "not resolved"
-        return f"{self.alert.split('{', 1)[0]} {fired}/{resolved}"
+        return f"{name} {self.firing_s:.1f}/{resolved}"
 
 
 class AlertWatch:

@@ -39,10 +39,11 @@ def alerts(site: Site) -> list[AlertRule]:
                   "the mariadb container there: its log; `keybuzz install --only mariadb` rejoins it"),
         AlertRule("GaleraNodeNotSynced", f'mysql_global_status_wsrep_local_state{{job="mariadb"}} != {SYNCED}',
                   "{{ $labels.hostname }}: Galera member not Synced (state {{ $value }}): it serves no client",
-                  "a joiner in state transfer clears by itself; a stuck one: `keybuzz validate mariadb`"),
+                  "a joiner in state transfer clears by itself; a stuck one: `keybuzz validate mariadb`",
+                  severity="warning"),
         AlertRule("GaleraClusterTooSmall", f'mysql_global_status_wsrep_cluster_size{{job="mariadb"}} < {nodes}',
                   "{{ $labels.hostname }} sees {{ $value }} of " + str(nodes) + " Galera members",
-                  "one more loss stops writes: bring the missing member back"),
+                  "one more loss stops writes: bring the missing member back", severity="warning"),
     ]
 
 

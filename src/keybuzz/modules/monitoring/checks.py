@@ -1,5 +1,6 @@
 """`keybuzz validate monitoring`: every target of the site up in each Prometheus, every rule loaded
-and healthy, no alert firing, each Alertmanager ready in its cluster and used by each Prometheus."""
+and healthy, no critical alert firing (warnings listed), each Alertmanager ready in its cluster and
+used by each Prometheus."""
 
 from __future__ import annotations
 
@@ -28,8 +29,12 @@ async def _prometheus(base: str, where: str, expected_targets: int, expected_rul
     bad = [f"{r.name}: {r.health} {r.last_error}".rstrip() for r in loaded if r.health != "ok"]
     results.append(CheckResult(f"every alert rule loaded on {where}", not bad and len(loaded) == expected_rules,
                                f"{len(loaded)} of {expected_rules} loaded" + (f": {_listed(bad)}" if bad else "")))
-    firing = [a.key for a in await api.alerts(base) if a.state == "firing"]
-    results.append(CheckResult(f"no alert firing on {where}", not firing, _listed(firing) if firing else "none"))
+    firing = [a for a in await api.alerts(base) if a.state == "firing"]
+    critical = [a.key for a in firing if a.labels.get("severity") == "critical"]
+    warnings = [a.key for a in firing if a.labels.get("severity") != "critical"]
+    detail = "; ".join(part for part in (f"critical: {_listed(critical)}" if critical else "",
+                                         f"warnings: {_listed(warnings)}" if warnings else "") if part)
+    results.append(CheckResult(f"no critical alert firing on {where}", not critical, detail or "none"))
     active = await api.active_alertmanagers(base)
     results.append(CheckResult(f"Prometheus on {where} sends alerts to every Alertmanager",
                                len(active) == alertmanagers, f"{len(active)} of {alertmanagers} active"))

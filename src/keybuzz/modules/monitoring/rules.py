@@ -24,10 +24,10 @@ def host_rules(settings: MonitoringSettings) -> list[AlertRule]:
                   "power, network or the firewall: `keybuzz lab status` in the lab, the cloud console in production"),
         AlertRule("TargetDown", f'up{{job!="{NODE_JOB}"}} == 0',
                   "{{ $labels.hostname }}: {{ $labels.job }} metrics unreachable",
-                  "the service or its exporter stopped: `keybuzz validate` names which"),
+                  "the service or its exporter stopped: `keybuzz validate` names which", severity="warning"),
         AlertRule("DiskAlmostFull", f"{used} > {settings.disk_used_percent}",
                   "{{ $labels.hostname }}: {{ $labels.mountpoint }} is {{ $value | printf \"%.0f\" }} % full",
-                  "free space or grow the volume before the service stops writing", wait="slow"),
+                  "free space or grow the volume before the service stops writing", wait="slow", severity="warning"),
     ]
 
 

@@ -20,7 +20,7 @@ def alerts(site: Site) -> list[AlertRule]:
         AlertRule("ObjectStoreNodeDown",
                   f'max by (server) (haproxy_server_status{{job="{JOB}",proxy="{layout.BACKEND}",state="UP"}}) < 1',
                   "S3 node {{ $labels.server }} fails the checks of every HAProxy",
-                  "the object store's containers on that server: `keybuzz validate minio`"),
+                  "the object store's containers on that server: `keybuzz validate minio`", severity="warning"),
         *lb_metrics.backend_alerts(layout.MODULE, (layout.BACKEND,)),
     ]
 

@@ -51,12 +51,14 @@ def alerts(site: Site) -> list[AlertRule]:
         AlertRule("PostgresReplicaNotStreaming",
                   f"patroni_replica{{{patroni}}} == 1 unless on(hostname) patroni_postgres_streaming{{{patroni}}} == 1",
                   "{{ $labels.hostname }}: replica is not streaming from the leader",
-                  "its WAL source is gone or it diverged: Patroni rewinds or reinitialises it; check its log"),
+                  "its WAL source is gone or it diverged: Patroni rewinds or reinitialises it; check its log",
+                  severity="warning"),
         AlertRule("PostgresReplicationLag",
                   f"((scalar(max(patroni_xlog_location{{{patroni}}})) - patroni_xlog_replayed_location{{{patroni}}}) "
                   f"and on(hostname) patroni_replica{{{patroni}}} == 1) > {lag_bytes}",
                   "{{ $labels.hostname }}: replica is {{ $value | humanize1024 }}B behind the leader",
-                  "a slow disk or network on the replica, or a long query holding replay", wait="slow"),
+                  "a slow disk or network on the replica, or a long query holding replay", wait="slow",
+                  severity="warning"),
         AlertRule("PostgresExporterCannotConnect", 'pg_up{job="postgres"} == 0',
                   "{{ $labels.hostname }}: the exporter cannot log in to PostgreSQL",
                   "PostgreSQL is down there, or the monitoring role is missing: "
