@@ -14,7 +14,7 @@ packages=(
   tini                                     # PID 1 of every lab host: reaps orphans
   haproxy socat                            # the lab's load-balancer hosts; admin-socket queries
   xfsprogs                                 # mkfs.xfs on the lab hosts' volumes (loop devices)
-  prometheus                               # promtool: make test checks the alert rules (its daemon never starts)
+  prometheus prometheus-alertmanager       # promtool, amtool: make test checks the rendered rules and configuration
   ca-certificates
 )
 

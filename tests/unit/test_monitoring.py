@@ -1,5 +1,5 @@
 """The monitoring module's rendered files, parsed back and checked by promtool (Prometheus' own
-checker: `promtool check config`, `check rules`, `test rules`): the scrape configuration from the
+checker: `promtool check config`, `check rules`, `test rules`; `amtool check-config`): the scrape configuration from the
 site, one unit test per alert rule (it fires on its fault, not on a healthy or a brief one), the
 dashboards' queries, the exporters' secrets, and the ports opened to the monitor servers only."""
 
@@ -22,7 +22,6 @@ from keybuzz.render import Plans
 from keybuzz.site import Site
 
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: scripts/setup-machine.sh installs it")
 
 
 @pytest.fixture
@@ -31,7 +30,9 @@ def plans(site: Site) -> Plans:
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL
+    """Prometheus' own checker; never skipped: `make test` installs it (Debian package prometheus)."""
+    if PROMTOOL is None:
+        pytest.fail("promtool is missing: run scripts/setup-machine.sh (it installs the Debian package prometheus)")
     return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, check=False, timeout=60)
 
 
@@ -66,6 +67,7 @@ def _backend_cases(job: str, proxy: str, camel: str, single_writer: bool) -> dic
     return cases
 
 
+RULE_GROUP = 'job="prometheus",hostname="monitor-01",rule_group="g"'
 FS = 'fstype="xfs",hostname="db-master-01",mountpoint="/opt/keybuzz/postgres/data"'
 CASES: dict[str, Case] = {
     "HostDown": Case([('up{job="node",hostname="db-1"}', "0x20")], {"job": "node", "hostname": "db-1"},
@@ -148,6 +150,21 @@ CASES: dict[str, Case] = {
     "MariadbDown": Case([('mysql_up{job="mariadb",hostname="maria-01"}', "0x20")],
                         {"job": "mariadb", "hostname": "maria-01"},
                         [('mysql_up{job="mariadb",hostname="maria-01"}', "1x20")]),
+    "GaleraNotPrimary": Case([('mysql_global_status_wsrep_cluster_status{job="mariadb",hostname="maria-01"}', "0x20")],
+                             {"job": "mariadb", "hostname": "maria-01"},
+                             [('mysql_global_status_wsrep_cluster_status{job="mariadb",hostname="maria-01"}', "1x20")]),
+    "PrometheusRuleFailures": Case(
+        [(f"prometheus_rule_evaluation_failures_total{{{RULE_GROUP}}}", "0+1x20")],
+        {"job": "prometheus", "hostname": "monitor-01", "rule_group": "g"},
+        [(f"prometheus_rule_evaluation_failures_total{{{RULE_GROUP}}}", "0x20")]),
+    "PrometheusCannotNotify": Case(
+        [('prometheus_notifications_errors_total{job="prometheus",hostname="monitor-01",alertmanager="a"}', "0+1x20")],
+        {"job": "prometheus", "hostname": "monitor-01", "alertmanager": "a"},
+        [('prometheus_notifications_errors_total{job="prometheus",hostname="monitor-01",alertmanager="a"}', "5x20")]),
+    "AlertmanagerClusterDegraded": Case(
+        [('alertmanager_cluster_members{job="alertmanager",hostname="monitor-01"}', "1x20")],
+        {"job": "alertmanager", "hostname": "monitor-01"},
+        [('alertmanager_cluster_members{job="alertmanager",hostname="monitor-01"}', "2x20")]),
     "GaleraNodeNotSynced": Case([('mysql_global_status_wsrep_local_state{job="mariadb",hostname="maria-01"}', "2x20")],
                                 {"job": "mariadb", "hostname": "maria-01"},
                                 [('mysql_global_status_wsrep_local_state{job="mariadb",hostname="maria-01"}', "4x20")]),
@@ -166,7 +183,6 @@ def test_every_alert_rule_has_a_unit_test(site: Site) -> None:
     assert sorted(rules.rule_names(site, site_modules(site))) == sorted(CASES)
 
 
-@needs_promtool
 def test_rendered_rules_and_config_pass_promtool(plans: Plans, site: Site, tmp_path: Path) -> None:
     paths = layout.host_paths(site)
     files = []
@@ -182,7 +198,6 @@ def test_rendered_rules_and_config_pass_promtool(plans: Plans, site: Site, tmp_p
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_promtool
 def test_each_rule_fires_on_its_fault_and_not_when_healthy(site: Site, tmp_path: Path) -> None:
     """`promtool test rules`: for each rule, its fault after the `for:` (4 min in), and healthy input.
     The rules are the rendered ones without their annotations (templates, checked by `check rules`
@@ -265,7 +280,6 @@ def test_metrics_ports_open_to_the_monitor_servers_only(site: Site) -> None:
     assert mine[(layout.ALERTMANAGER_CLUSTER_PORT, "udp")] == ("monitor",)
 
 
-@needs_promtool
 def test_dashboards_are_grafana_json_with_valid_queries(site: Site, plans: Plans, tmp_path: Path) -> None:
     boards = dashboards.dashboards(site, site_modules(site))
     assert set(boards) == {"postgres", "redis", "rabbitmq", "minio", "mariadb"}
@@ -285,8 +299,18 @@ def test_dashboards_are_grafana_json_with_valid_queries(site: Site, plans: Plans
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alertmanager_groups_by_host_and_lets_host_down_speak_for_its_targets(site: Site, plans: Plans) -> None:
-    config = yaml.safe_load(monitor_file(plans, site, layout.host_paths(site).alertmanager_yml))
+def test_alertmanager_groups_by_host_and_lets_host_down_speak_for_its_targets(site: Site, plans: Plans,
+                                                                            tmp_path: Path) -> None:
+    text = monitor_file(plans, site, layout.host_paths(site).alertmanager_yml)
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(text)
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.fail("amtool is missing: run scripts/setup-machine.sh (Debian package prometheus-alertmanager)")
+    result = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, check=False,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(text)
     assert config["route"]["group_by"] == ["alertname", "hostname"]
     assert config["inhibit_rules"] == [{"source_matchers": ['alertname="HostDown"'],
                                         "target_matchers": ['alertname!="HostDown"'], "equal": ["hostname"]}]

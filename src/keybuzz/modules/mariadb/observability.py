@@ -37,6 +37,9 @@ def alerts(site: Site) -> list[AlertRule]:
     return [
         AlertRule("MariadbDown", 'mysql_up{job="mariadb"} == 0', "{{ $labels.hostname }}: MariaDB does not answer",
                   "the mariadb container there: its log; `keybuzz install --only mariadb` rejoins it"),
+        AlertRule("GaleraNotPrimary", 'mysql_global_status_wsrep_cluster_status{job="mariadb"} != 1',
+                  "{{ $labels.hostname }}: Galera member outside the primary component: it refuses queries",
+                  "a partition or a lost majority: `keybuzz validate mariadb`; install bootstraps after a full stop"),
         AlertRule("GaleraNodeNotSynced", f'mysql_global_status_wsrep_local_state{{job="mariadb"}} != {SYNCED}',
                   "{{ $labels.hostname }}: Galera member not Synced (state {{ $value }}): it serves no client",
                   "a joiner in state transfer clears by itself; a stuck one: `keybuzz validate mariadb`",

@@ -62,7 +62,7 @@ class MonitoringModule(Module):
         return scrape.own_endpoints()
 
     def alerts(self, site: Site) -> list[AlertRule]:
-        return rules.host_rules(site.settings(MonitoringSettings))
+        return rules.host_rules(site.settings(MonitoringSettings)) + rules.monitoring_rules(len(layout.monitors(site)))
 
     def ports(self, site: Site) -> list[Port]:
         ports = [Port(layout.PROMETHEUS_PORT, layout.ROLE, "Prometheus", READERS),

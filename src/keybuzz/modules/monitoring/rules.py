@@ -15,6 +15,25 @@ from keybuzz.site import Site
 REAL_FILESYSTEMS = "xfs|ext4|btrfs"
 
 
+def monitoring_rules(monitors: int) -> list[AlertRule]:
+    """The monitoring's own failures: an alert that cannot be evaluated or delivered pages nobody."""
+    rules = [
+        AlertRule("PrometheusRuleFailures", "increase(prometheus_rule_evaluation_failures_total[5m]) > 0",
+                  "{{ $labels.hostname }}: Prometheus fails to evaluate alert rules",
+                  "the rule's last error: `keybuzz validate monitoring`", severity="warning"),
+        AlertRule("PrometheusCannotNotify", "rate(prometheus_notifications_errors_total[5m]) > 0",
+                  "{{ $labels.hostname }}: Prometheus cannot hand alerts to an Alertmanager",
+                  "the Alertmanagers' containers and port 9093 from the monitor servers", severity="warning"),
+    ]
+    if monitors > 1:
+        rules.append(AlertRule("AlertmanagerClusterDegraded",
+                               f'alertmanager_cluster_members{{job="alertmanager"}} < {monitors}',
+                               f"{{{{ $labels.hostname }}}}: Alertmanager sees {{{{ $value }}}} of {monitors} members",
+                               "the other Alertmanager or cluster port 9094 between the monitor servers",
+                               severity="warning"))
+    return rules
+
+
 def host_rules(settings: MonitoringSettings) -> list[AlertRule]:
     used = (f'100 * (1 - node_filesystem_avail_bytes{{fstype=~"{REAL_FILESYSTEMS}"}} '
             f'/ node_filesystem_size_bytes{{fstype=~"{REAL_FILESYSTEMS}"}})')
