@@ -119,7 +119,8 @@ def _fired_and_resolved(alerts: list[AlertTiming], name: str, hostname: str) -> 
 def test_drill_records_the_alerts_it_fires_and_their_resolution(site: Site, lab: Lab, first_install: Run,
                                                                  module: object, scenario: str) -> None:
     result = drill_round(site, lab, module, scenario)  # type: ignore[arg-type]
-    print(f"\n{scenario}: outage {result.outage_s:.2f} s, lost {result.lost}/{result.acked}; alerts "
+    print(f"\n{scenario}: outage {result.outage_s:.2f} s, lost {result.lost}/{result.acked}, fault held "
+          f"{result.fault_held_s} s for the alerts; alerts "
           + "; ".join(f"{t.alert} pending {t.pending_s} firing {t.firing_s} resolved {t.resolved_s}"
                       for t in result.alerts))
     assert result.lost == 0

@@ -158,3 +158,20 @@ def test_report_carries_the_alerts_of_each_round(tmp_path):
     unmonitored = DrillReport("postgres", "poweroff-leader", {}, alerts_note="not recorded: no monitor servers")
     unmonitored.rounds.append(RoundResult(1, "poweroff-leader", "db-1", 23.0, 100, 0, {}, "db-2", 4.0))
     assert json.loads(unmonitored.save(tmp_path).read_text())["alerts_note"] == "not recorded: no monitor servers"
+
+
+def test_alert_times_follow_the_sites_monitoring_settings(site):
+    import yaml
+
+    from keybuzz.drills.session import alert_times
+    from keybuzz.registry import load_site
+
+    production = alert_times(site, hold=True)  # 15 s scrapes (10 s timeout), 15 s evaluations, for: 30 s
+    assert (production.notice_s, production.hold_s, production.settle_s) == (40, 105, 150)
+    assert (alert_times(site, hold=False).notice_s, alert_times(site, hold=False).hold_s) == (0, 0)
+    config = site.root / "keybuzz.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["monitoring"] = {"scrape_interval_s": 2, "evaluation_interval_s": 2, "down_for_s": 4}
+    config.write_text(yaml.safe_dump(data))
+    lab = alert_times(load_site(site.root), hold=True)
+    assert (lab.notice_s, lab.hold_s, lab.settle_s) == (6, 19, 46)

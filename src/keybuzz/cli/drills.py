@@ -21,6 +21,10 @@ def failover(
                                                                        "the site's); put back after.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="The writer waits for a replica to confirm each write "
                                                       "(Redis WAIT) before counting it acknowledged.")] = False,
+    hold_for_alerts: Annotated[bool, typer.Option(
+        "--hold-for-alerts/--no-hold-for-alerts",
+        help="When the site's Prometheus answers: keep the fault on while an alert on its server is pending, "
+             "so the report shows whether it pages (production's `for:` outlasts most faults).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
 ) -> None:
     """Inject a fault on the module's primary while writing through the load balancer, and measure."""
@@ -51,7 +55,8 @@ def failover(
             options = {key: value for key, value in (("sync", sync), ("wait", wait or None)) if value is not None}
             return await run_drill(chosen, engine, faults, scenario, rounds, options,
                                    on_round=lambda r: console.print(
-                                       f"round {r.round}: outage {r.outage_s:.2f} s, lost {r.lost}/{r.acked}"))
+                                       f"round {r.round}: outage {r.outage_s:.2f} s, lost {r.lost}/{r.acked}"),
+                                   hold_for_alerts=hold_for_alerts)
 
     try:
         report = asyncio.run(drill())

@@ -14,6 +14,15 @@ from keybuzz.poll import describe
 POLL_S = 0.5
 
 
+@dataclass(frozen=True)
+class AlertTimes:
+    """How long a round gives the monitoring, from the site's scrape, evaluation and `for:` settings."""
+
+    notice_s: float  # from the fault: a failed scrape and an evaluation have happened
+    hold_s: float  # from the fault: the longest a fault is held for a pending alert to fire
+    settle_s: float  # after the old primary is back: the longest wait for the round's alerts to resolve
+
+
 @dataclass
 class AlertTiming:
     alert: str  # name{labels}: which alert, where
@@ -38,6 +47,8 @@ class AlertWatch:
         self.timings: dict[str, AlertTiming] = {}
         self.last_error = ""
         self._before: set[str] = set()
+        self._pending_hosts: set[str] = set()  # servers named by an alert pending now
+        self._fired_hosts: set[str] = set()  # servers named by an alert that fired since the fault
         self._fault_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -68,6 +79,10 @@ class AlertWatch:
             return
         now = round(time.monotonic() - self._fault_at, 2)
         seen = set()
+        self._pending_hosts = {a.labels.get("hostname", "") for a in active
+                               if a.state == "pending" and a.key not in self._before}
+        self._fired_hosts |= {a.labels.get("hostname", "") for a in active
+                              if a.state == "firing" and a.key not in self._before}
         for alert in active:
             if alert.key in self._before:
                 continue
@@ -81,6 +96,19 @@ class AlertWatch:
         for key, timing in self.timings.items():
             if key not in seen and timing.resolved_s is None:
                 timing.resolved_s = now
+
+    async def hold_until_paged(self, hostname: str, notice_s: float, timeout_s: float) -> float:
+        """Keep the fault while the monitoring may still page for it: until `notice_s` after the
+        fault (a scrape and an evaluation), then as long as an alert naming `hostname` is pending,
+        at most `timeout_s` after the fault. A fault shorter than the rules' `for:` is otherwise
+        undone before any alert fires. Returns the seconds held."""
+        started = time.monotonic()
+        while hostname not in self._fired_hosts:
+            elapsed = time.monotonic() - self._fault_at
+            if elapsed >= timeout_s or (elapsed >= notice_s and hostname not in self._pending_hosts):
+                break
+            await asyncio.sleep(POLL_S)
+        return round(time.monotonic() - started, 2)
 
     def open(self) -> list[str]:
         return [t.alert for t in self.timings.values() if t.resolved_s is None]

@@ -29,6 +29,7 @@ class RoundResult:
     old_primary_acked_s: float | None = None  # from the fault to the old primary's last acknowledgement
     details: dict[str, object] = field(default_factory=dict)
     alerts: list[AlertTiming] = field(default_factory=list)  # the monitoring's alerts, timed from the fault
+    fault_held_s: float = 0.0  # the fault kept on after writes recovered, for a pending alert to fire
 
     @property
     def error_count(self) -> int:

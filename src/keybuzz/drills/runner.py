@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from keybuzz.contract import RoundPlan
-from keybuzz.drills.alerts import AlertWatch
+from keybuzz.drills.alerts import AlertTimes, AlertWatch
 from keybuzz.drills.probe import ProbeRunner
 from keybuzz.drills.report import RoundResult
 from keybuzz.poll import wait_until
@@ -17,9 +17,9 @@ NEW_PRIMARY_TIMEOUT_S = 60
 
 
 async def measure_round(number: int, plan: RoundPlan, watch: AlertWatch | None = None,
-                        alerts_settle_s: float = 0.0) -> RoundResult:
-    """With a `watch`, the monitoring's alerts are timed too: from the fault until they resolve
-    (waited for up to `alerts_settle_s` after the old primary is back)."""
+                        timing: AlertTimes | None = None) -> RoundResult:
+    """With a `watch`, the monitoring's alerts are timed too, from the fault until they resolve; the
+    fault is held while an alert on its server is pending (AlertWatch.hold_until_paged)."""
     runner = ProbeRunner(plan.probe, plan.interval_s, first_id=number * 1_000_000 + 1)
     runner.start()
     injected = False
@@ -46,9 +46,12 @@ async def measure_round(number: int, plan: RoundPlan, watch: AlertWatch | None =
     await asyncio.to_thread(runner.stop)
     history = runner.history
     outage, _, _ = history.outage(fault_at)
+    held = 0.0
     try:  # the way in can still be settling (a load balancer's checks): asked until it answers
         new_primary = await wait_until("the new primary through the load balancer", plan.new_primary,
                                        timeout=NEW_PRIMARY_TIMEOUT_S, interval=0.5)
+        if watch and timing:
+            held = await watch.hold_until_paged(plan.target, timing.notice_s, timing.hold_s)
     except BaseException as exc:
         if watch:
             await watch.settle(0)
@@ -58,7 +61,7 @@ async def measure_round(number: int, plan: RoundPlan, watch: AlertWatch | None =
     acked = history.acked_ids()
     found = await read_back(plan)
     lost = acked - found
-    alerts = await watch.settle(alerts_settle_s) if watch else []
+    alerts = await watch.settle(timing.settle_s if timing else 0.0) if watch else []
     old_primary_acked = (history.last_ack_after(fault_at, server=plan.target_address)
                          if plan.target_address and any(r.server for r in history.records) else None)
     return RoundResult(round=number, scenario=plan.scenario, target=plan.target, outage_s=round(outage, 3),
@@ -66,7 +69,7 @@ async def measure_round(number: int, plan: RoundPlan, watch: AlertWatch | None =
                        new_primary=new_primary, rejoin_s=None if rejoin is None else round(rejoin, 2),
                        lost_window_s=history.last_ack_after(fault_at, ids=lost),
                        old_primary_acked_s=old_primary_acked,
-                       details=plan.details() if plan.details else {}, alerts=alerts)
+                       details=plan.details() if plan.details else {}, alerts=alerts, fault_held_s=held)
 
 
 async def read_back(plan: RoundPlan) -> set[int]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from keybuzz.contract import DeployContext, DrillContext, Faults, Module
-from keybuzz.drills.alerts import AlertWatch
+from keybuzz.drills.alerts import AlertTimes, AlertWatch
 from keybuzz.drills.report import DrillReport, RoundResult
 from keybuzz.drills.runner import measure_round
 from keybuzz.modules.monitoring import api, layout
+from keybuzz.modules.monitoring.scrape import MAX_SCRAPE_TIMEOUT_S
 from keybuzz.modules.monitoring.settings import MonitoringSettings
 from keybuzz.poll import describe
 from keybuzz.site import Site
@@ -26,8 +27,11 @@ def check_drillable(module: Module) -> Module:
 
 async def run_drill(module: Module, ctx: DeployContext, faults: Faults, scenario: str, rounds: int,
                     options: Mapping[str, object] | None = None,
-                    on_round: Callable[[RoundResult], None] | None = None) -> DrillReport:
-    """Prepare once, then measure `rounds` rounds; each round targets the primary of that moment."""
+                    on_round: Callable[[RoundResult], None] | None = None, *,
+                    hold_for_alerts: bool = True) -> DrillReport:
+    """Prepare once, then measure `rounds` rounds; each round targets the primary of that moment.
+    When the site's Prometheus answers, the alerts are recorded and (`hold_for_alerts`) a fault is
+    kept on while an alert on its server is pending, so the drill shows whether it would page."""
     drillable = check_drillable(module)
     scenarios = drillable.scenarios
     if scenario not in scenarios:
@@ -40,7 +44,7 @@ async def run_drill(module: Module, ctx: DeployContext, faults: Faults, scenario
         for number in range(1, rounds + 1):
             plan = await drillable.plan_round(dctx, scenario, number)
             result = await measure_round(number, plan, AlertWatch(prometheus) if prometheus else None,
-                                         alerts_settle_s(ctx.site))
+                                         alert_times(ctx.site, hold_for_alerts))
             report.rounds.append(result)
             if on_round:
                 on_round(result)
@@ -65,8 +69,12 @@ async def prometheus_for_alerts(site: Site) -> tuple[list[str], str]:
     return [], "not recorded: no Prometheus answers (" + "; ".join(errors) + ")"
 
 
-def alerts_settle_s(site: Site) -> float:
-    """How long a round waits for its alerts to resolve once the old primary is back: a few
-    scrapes and evaluations, the `for:` of a pending alert, and a margin."""
-    settings = site.settings(MonitoringSettings)
-    return 3 * (settings.scrape_interval_s + settings.evaluation_interval_s) + settings.down_for_s + 30
+def alert_times(site: Site, hold: bool) -> AlertTimes:
+    """From the site's settings: a failed scrape (interval + timeout) and an evaluation to notice a
+    fault; its `for:` and two evaluations more to fire; after the recovery, a few scrapes and
+    evaluations, a `for:` and a margin for the alerts to resolve."""
+    s = site.settings(MonitoringSettings)
+    notice = s.scrape_interval_s + min(s.scrape_interval_s, MAX_SCRAPE_TIMEOUT_S) + s.evaluation_interval_s
+    return AlertTimes(notice_s=notice if hold else 0.0,
+                      hold_s=notice + s.down_for_s + 2 * s.evaluation_interval_s + 5 if hold else 0.0,
+                      settle_s=3 * (s.scrape_interval_s + s.evaluation_interval_s) + s.down_for_s + 30)

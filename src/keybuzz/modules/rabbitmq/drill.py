@@ -22,7 +22,7 @@ import pika
 from keybuzz.contract import DrillContext, RoundPlan, WriterProbe, power_cycle_all
 from keybuzz.modules.rabbitmq import api, client, layout
 from keybuzz.modules.rabbitmq.settings import RabbitmqSettings, RabbitmqTuning
-from keybuzz.poll import NotYet, timed, wait_until
+from keybuzz.poll import NotYet, wait_until
 from keybuzz.site import Site
 
 SCENARIOS: dict[str, str] = {
@@ -38,6 +38,9 @@ FAULT_KIND = {"poweroff-leader": "poweroff", "crash-leader": "crash", "partition
 CONFIRM_TIMEOUT_S = 2.0
 HEALTHY_TIMEOUT_S = 300.0
 REJOIN_TIMEOUT_S = 300.0
+# A node back from isolation can be seen running, then reported partitioned by its peers a moment
+# later (pause_minority then restarts it once more): whole means whole for this long.
+STEADY_S = 5.0
 
 
 class ConfirmTimeout(Exception):
@@ -191,6 +194,27 @@ async def healthy(site: Site) -> bool:
     return True
 
 
+async def steadily_healthy(site: Site) -> float:
+    """Waits until the cluster has been whole for STEADY_S; returns when that streak began."""
+    since: list[float] = []
+
+    async def probe() -> bool:
+        try:
+            await healthy(site)
+        except Exception:
+            since.clear()
+            raise
+        if not since:
+            since.append(time.monotonic())
+        if time.monotonic() - since[0] < STEADY_S:
+            raise NotYet(f"whole for {time.monotonic() - since[0]:.1f} of {STEADY_S:g} s")
+        return True
+
+    await wait_until(f"every node a running member, no partition, for {STEADY_S:g} s", probe,
+                     timeout=REJOIN_TIMEOUT_S, interval=0.5, module=layout.MODULE)
+    return since[0]
+
+
 async def leader_of(site: Site, queue: str) -> str:
     found = await api.queue(site, site.settings(RabbitmqSettings).vhost, queue)
     if found is None or not found.leader:
@@ -238,14 +262,13 @@ class RabbitmqDrills:
                 await dctx.faults.inject(kind, leader, peers)
 
         async def recover() -> float | None:
-            """Seconds from the restore to a whole cluster; for a cold start, from the boot (in inject)."""
+            """Seconds from the restore (for a cold start, from the boot in inject) to the start of a
+            steady whole cluster."""
             if scenario != "cold-start":
                 await dctx.faults.restore(kind, leader)
-                return await timed(f"{leader} back as a running member", lambda: healthy(site),
-                                   timeout=REJOIN_TIMEOUT_S, interval=0.5, where=leader, module=layout.MODULE)
-            await wait_until("every node back as a running member", lambda: healthy(site), timeout=REJOIN_TIMEOUT_S,
-                             interval=0.5, module=layout.MODULE)
-            return round(time.monotonic() - faulted_at["boot"], 2)
+                faulted_at["boot"] = time.monotonic()
+            whole_since = await steadily_healthy(site)
+            return round(whole_since - faulted_at["boot"], 2)
 
         return RoundPlan(scenario=scenario, target=",".join(targets), probe=probe, inject=inject, recover=recover,
                          new_primary=lambda: leader_of(site, queue), max_outage_s=HEALTHY_TIMEOUT_S,
