@@ -3,7 +3,8 @@ target up, every dashboard query answered, least-privilege exporter logins, and 
 PostgreSQL and a Redis drill cause, fired and resolved.
 
 The site here is the lab's with the haproxy, db, redis, monitor and app servers only (PostgreSQL
-and Redis are what is drilled), so every target it declares is one that runs."""
+and Redis are what is drilled), so every target it declares is one that runs; it scrapes and
+evaluates every 2 s and pages after 4 s."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def _partial_site(source: Path, target: Path) -> Path:
     hostnames = {s.hostname for s in kept}
     config = yaml.safe_load((target / "keybuzz.yaml").read_text())
     config["volumes"] = [v for v in config.get("volumes", []) if v.get("server") in hostnames]
+    # Faster than the lab site's 5 s: this site is small and nothing else runs while it is drilled.
+    config["monitoring"] = {"scrape_interval_s": 2, "evaluation_interval_s": 2, "down_for_s": 4, "lag_for_s": 20}
     (target / "keybuzz.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return target
 

@@ -4,8 +4,11 @@ used by each Prometheus."""
 
 from __future__ import annotations
 
+import asyncio
+
 from keybuzz.contract import CheckResult, DeployContext, Module
 from keybuzz.modules.monitoring import api, dashboards, layout, rules, scrape
+from keybuzz.modules.monitoring.settings import MonitoringSettings
 from keybuzz.poll import describe
 
 SHOWN = 5  # problems listed per check; the rest counted
@@ -16,10 +19,20 @@ def _listed(items: list[str]) -> str:
     return "; ".join(items[:SHOWN]) + more
 
 
-async def _prometheus(base: str, where: str, expected_targets: int, expected_rules: int,
-                      alertmanagers: int) -> list[CheckResult]:
-    results = []
+async def _targets_twice(base: str, scrape_interval_s: int) -> list[api.TargetState]:
+    """The targets; when some are not up, read again after one more scrape: one slow scrape on a
+    busy server is not a target down (the alerts wait their `for:` too)."""
     targets = await api.targets(base)
+    if all(t.health == "up" for t in targets):
+        return targets
+    await asyncio.sleep(scrape_interval_s + 1)
+    return await api.targets(base)
+
+
+async def _prometheus(base: str, where: str, expected_targets: int, expected_rules: int,
+                      alertmanagers: int, scrape_interval_s: int) -> list[CheckResult]:
+    results = []
+    targets = await _targets_twice(base, scrape_interval_s)
     down = [f"{t.job} on {t.hostname}: {t.health} {t.last_error}".rstrip() for t in targets if t.health != "up"]
     results.append(CheckResult(f"every target up in Prometheus on {where}",
                                not down and len(targets) == expected_targets,
@@ -58,7 +71,8 @@ async def validate(ctx: DeployContext, modules: list[Module]) -> list[CheckResul
         ip = server.private_ip
         try:
             results += await _prometheus(f"http://{ip}:{layout.PROMETHEUS_PORT}", server.hostname,
-                                         expected_targets, expected_rules, len(monitors))
+                                         expected_targets, expected_rules, len(monitors),
+                                         site.settings(MonitoringSettings).scrape_interval_s)
         except Exception as exc:
             results.append(CheckResult(f"Prometheus on {server.hostname} answers", False, describe(exc)))
         try:

@@ -37,8 +37,8 @@ class MonitoringModule(Module):
     own_role = layout.ROLE
     settings = (SettingsSection(("monitoring",), MonitoringSettings,
                                 example={"scrape_interval_s": 15, "down_for_s": 30},
-                                lab={"scrape_interval_s": 2, "evaluation_interval_s": 2, "down_for_s": 4,
-                                     "lag_for_s": 20}),)
+                                lab={"scrape_interval_s": 5, "evaluation_interval_s": 5, "down_for_s": 5,
+                                     "lag_for_s": 30}),)
     images = IMAGES
 
     def __init__(self) -> None:
