@@ -8,8 +8,8 @@ Uses the lab in --lab-dir when it is up, otherwise brings one up (`seed`: every 
 runs here, for the seed-scale figures; taken down at the end unless --keep-lab). Installs every
 module the lab runs, monitoring last, then runs the scenarios (`--scenarios ''`: none) with the
 alerts recorded. Times are medians over rounds, from the fault, on a shared 2-core machine, with
-the lab's monitoring settings (scrape and evaluation every 5 s, `for: 5s`): production's defaults
-(15 s, 30 s) add about 35 s to each firing time.
+the lab's monitoring settings (scrape and evaluation every 5 s, `for: 10s`): production's defaults
+(15 s, 30 s) add about 30 s to each firing time.
 """
 
 from __future__ import annotations

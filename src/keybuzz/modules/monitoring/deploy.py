@@ -1,7 +1,10 @@
 """Deploy: converge every host (exporters, Prometheus, Alertmanager), then wait until each
-Prometheus has loaded every rule and scraped every target once, so validate reads real states."""
+Prometheus has loaded every rule, scraped every target once and evaluated its rules over those
+scrapes, so validate reads real states."""
 
 from __future__ import annotations
+
+import asyncio
 
 from keybuzz.contract import DeployContext, Module
 from keybuzz.modules.monitoring import api, layout, rules, scrape
@@ -44,3 +47,6 @@ async def deploy(ctx: DeployContext, plans: Plans, modules: list[Module]) -> Non
 
             await wait_until("Prometheus to load every rule and scrape every target", settled, timeout=timeout,
                              interval=1.0, where=server.hostname, module=layout.MODULE)
+        # Rules evaluated before the first scrapes see no series: an "absent" rule (no leader, no
+        # master) can fire on a fresh start and resolves at the first evaluation over real data.
+        await asyncio.sleep(settings.evaluation_interval_s + 1)

@@ -37,7 +37,7 @@ class MonitoringModule(Module):
     own_role = layout.ROLE
     settings = (SettingsSection(("monitoring",), MonitoringSettings,
                                 example={"scrape_interval_s": 15, "down_for_s": 30},
-                                lab={"scrape_interval_s": 5, "evaluation_interval_s": 5, "down_for_s": 5,
+                                lab={"scrape_interval_s": 5, "evaluation_interval_s": 5, "down_for_s": 10,
                                      "lag_for_s": 30}),)
     images = IMAGES
 

@@ -10,9 +10,10 @@ from keybuzz.site.config import Strict
 class MonitoringSettings(Strict):
     """Production defaults page after 30 s of a target, a member or a leader missing: long enough
     that a restart does not wake anyone, short enough that a real outage is known within a minute.
-    The lab looks every 5 s and pages after 5 s, so a drill's fault fires its alert within the
-    round; every 2 s cost the shared 2-core machine about half a core (two Prometheus servers, the
-    exporters) and made other services' checks time out."""
+    The lab looks every 5 s and pages after 10 s (two scrapes: a fresh start's first evaluations
+    see no series yet), so a drill's fault fires its alert within the round; every 2 s cost the
+    shared 2-core machine about half a core (two Prometheus servers, the exporters) and made other
+    services' checks time out."""
 
     scrape_interval_s: int = Field(default=15, ge=1, le=300)
     evaluation_interval_s: int = Field(default=15, ge=1, le=300)
