@@ -78,15 +78,11 @@ class AlertWatch:
         if active is None:
             return
         now = round(time.monotonic() - self._fault_at, 2)
-        seen = set()
-        self._pending_hosts = {a.labels.get("hostname", "") for a in active
-                               if a.state == "pending" and a.key not in self._before}
-        self._fired_hosts |= {a.labels.get("hostname", "") for a in active
-                              if a.state == "firing" and a.key not in self._before}
-        for alert in active:
-            if alert.key in self._before:
-                continue
-            seen.add(alert.key)
+        mine = [a for a in active if a.key not in self._before]  # this round's
+        seen = {a.key for a in mine}
+        self._pending_hosts = {a.labels.get("hostname", "") for a in mine if a.state == "pending"}
+        self._fired_hosts |= {a.labels.get("hostname", "") for a in mine if a.state == "firing"}
+        for alert in mine:
             timing = self.timings.setdefault(alert.key, AlertTiming(alert.key))
             timing.resolved_s = None
             if timing.pending_s is None:
