@@ -175,3 +175,34 @@ def test_alert_times_follow_the_sites_monitoring_settings(site):
     config.write_text(yaml.safe_dump(data))
     lab = alert_times(load_site(site.root), hold=True)
     assert (lab.notice_s, lab.hold_s, lab.settle_s) == (6, 19, 46)
+
+
+def test_the_fault_is_held_while_any_alert_on_its_server_is_pending():
+    """The hold decision alone, on a scripted alert list: an exporter's TargetDown firing first must
+    not end the hold while the server's HostDown is still pending."""
+    from keybuzz.drills.alerts import AlertWatch
+    from keybuzz.modules.monitoring.api import Alert
+
+    def alerts(*states: tuple[str, str]) -> list[Alert]:
+        return [Alert(name, state, {"alertname": name, "hostname": "redis-1"}) for name, state in states]
+
+    script = [alerts(("TargetDown", "pending")),
+              alerts(("TargetDown", "firing"), ("HostDown", "pending")),
+              alerts(("TargetDown", "firing"), ("HostDown", "pending")),
+              alerts(("TargetDown", "firing"), ("HostDown", "firing")),
+              alerts(("TargetDown", "firing"), ("HostDown", "firing"))]
+
+    class ScriptedWatch(AlertWatch):
+        async def _active(self) -> list[Alert]:
+            return script.pop(0) if len(script) > 1 else script[0]
+
+    async def run() -> tuple[float, dict[str, float | None]]:
+        watch = ScriptedWatch(["http://unused"])
+        watch.start(time.monotonic())
+        held = await watch.hold_until_paged("redis-1", notice_s=0.2, timeout_s=10)
+        timings = await watch.settle(0)
+        return held, {t.alert.split("{")[0]: t.firing_s for t in timings}
+
+    held, fired = asyncio.run(run())
+    assert fired["HostDown"] is not None and fired["TargetDown"] is not None
+    assert held < 5  # ended once nothing on the server was pending, well before the timeout

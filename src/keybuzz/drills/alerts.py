@@ -48,7 +48,6 @@ class AlertWatch:
         self.last_error = ""
         self._before: set[str] = set()
         self._pending_hosts: set[str] = set()  # servers named by an alert pending now
-        self._fired_hosts: set[str] = set()  # servers named by an alert that fired since the fault
         self._fault_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -81,7 +80,6 @@ class AlertWatch:
         mine = [a for a in active if a.key not in self._before]  # this round's
         seen = {a.key for a in mine}
         self._pending_hosts = {a.labels.get("hostname", "") for a in mine if a.state == "pending"}
-        self._fired_hosts |= {a.labels.get("hostname", "") for a in mine if a.state == "firing"}
         for alert in mine:
             timing = self.timings.setdefault(alert.key, AlertTiming(alert.key))
             timing.resolved_s = None
@@ -95,11 +93,13 @@ class AlertWatch:
 
     async def hold_until_paged(self, hostname: str, notice_s: float, timeout_s: float) -> float:
         """Keep the fault while the monitoring may still page for it: until `notice_s` after the
-        fault (a scrape and an evaluation), then as long as an alert naming `hostname` is pending,
+        fault (a scrape and an evaluation), then as long as any alert naming `hostname` is pending,
         at most `timeout_s` after the fault. A fault shorter than the rules' `for:` is otherwise
-        undone before any alert fires. Returns the seconds held."""
+        undone before any alert fires. One alert firing does not end the hold: the exporters' own
+        `TargetDown` often fires a scrape before the server's `HostDown`, which was then never
+        seen firing. Returns the seconds held."""
         started = time.monotonic()
-        while hostname not in self._fired_hosts:
+        while True:
             elapsed = time.monotonic() - self._fault_at
             if elapsed >= timeout_s or (elapsed >= notice_s and hostname not in self._pending_hosts):
                 break
