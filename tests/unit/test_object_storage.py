@@ -108,7 +108,8 @@ def test_seaweedfs_components_and_their_flags(sw_site: Site) -> None:
         master = run_argv(plans, host, layout.MASTER)
         assert "-raftHashicorp" in master
         assert flags(master) == {"ip": ip, "port": "9333", "mdir": "/data", "peers": masters,
-                                 "defaultReplication": "001", "volumeSizeLimitMB": "1024", "telemetry": "false"}
+                                 "defaultReplication": "001", "volumeSizeLimitMB": "1024",
+                                 "heartbeatInterval": "1000ms", "telemetry": "false"}
         assert flags(run_argv(plans, host, layout.VOLUME))["master"] == f"{ip}:9333"  # the local master only
         filer = flags(run_argv(plans, host, layout.FILER))
         assert filer["master"].split(",")[0] == f"{ip}:9333" and len(filer["master"].split(",")) == 3

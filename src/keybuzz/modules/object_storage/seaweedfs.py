@@ -77,7 +77,8 @@ def master_command(site: Site, server: Server) -> tuple[str, ...]:
     masters = ",".join(layout.master_address(s) for s in layout.storage_servers(site))
     return ("-logtostderr", "master", f"-ip={server.private_ip}", f"-port={layout.MASTER_PORT}",
             f"-mdir={layout.C_DATA}", f"-peers={masters}", "-raftHashicorp", f"-defaultReplication={replication(site)}",
-            f"-volumeSizeLimitMB={tuning(site).volume_size_limit_mb}", "-telemetry=false")
+            f"-volumeSizeLimitMB={tuning(site).volume_size_limit_mb}",
+            f"-heartbeatInterval={tuning(site).raft_heartbeat_ms}ms", "-telemetry=false")
 
 
 def volume_command(site: Site, server: Server) -> tuple[str, ...]:
