@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 from keybuzz.contract import CheckResult, DeployContext
@@ -17,6 +18,7 @@ from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
 SEEN_BOUND_S = 5.0  # filers replicate metadata to their peers asynchronously (milliseconds when healthy)
+SETTLE_S = 30.0  # a new master leader's 15 s warm-up, the volume servers' 8 s to report in, and a margin
 MINIO_NOT_HERE = ("MinIO is not exercised by keybuzz's lab (no MinIO image or binary is reachable from its "
                   "machine, and its community edition is archived); backend seaweedfs runs for real there")
 MINIO_NO_APP_KEY = ("this version does not create the application user on MinIO (it needs MinIO's admin API: "
@@ -52,9 +54,24 @@ async def check_nodes(site: Site) -> list[CheckResult]:
 
 
 async def check_raft(site: Site) -> tuple[CheckResult, str | None]:
-    problems, leader = await state.raft_problems(site)
-    return CheckResult("one master leader, every volume server registered with it", not problems,
-                       "; ".join(problems) or f"leader {leader}"), leader if not problems else None
+    """Waits up to SETTLE_S for a leader change to settle, and says so: every leader change (a stall of
+    its server past its 500 ms raft lease is one) refuses writes for 15 s while the volume servers
+    report in again, and validating then would fail every S3 check on a cluster that heals itself."""
+    name = "one master leader, every volume server registered with it, file ids handed out"
+    started, settling = time.monotonic(), ""
+    while True:
+        problems, leader = await state.raft_problems(site)
+        if not problems and leader:
+            problem = await state.assign_problem(site, leader)
+            problems = [problem] if problem else []
+        waited = time.monotonic() - started
+        if not problems:
+            note = f" (after {waited:.1f} s: {settling})" if settling else ""
+            return CheckResult(name, True, f"leader {leader}{note}"), leader
+        if waited >= SETTLE_S:
+            return CheckResult(name, False, f"still after {SETTLE_S:g} s: " + "; ".join(problems)), None
+        settling = "; ".join(problems)
+        await asyncio.sleep(0.5)
 
 
 async def check_replication(site: Site, leader: str | None) -> CheckResult:

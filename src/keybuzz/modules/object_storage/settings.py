@@ -23,10 +23,10 @@ class SeaweedfsTuning(Strict):
     copies: int = Field(default=2, ge=2, le=3)  # of each object, on distinct servers: survives copies - 1 lost
     volume_size_limit_mb: int = Field(default=1024, ge=64, le=30000)
     max_volumes: int = Field(default=0, ge=0)  # per server; 0 = free disk / volume size
-    # The masters' raft heartbeat timeout (`-heartbeatInterval`, x 1-1.25); the leader's lease is the smaller
-    # of it and 500 ms. SeaweedFS's 300 ms made the leader step down whenever its server stalled that long
-    # (twice in a minute while the 2-core lab started the monitoring containers), and every new leader
-    # refuses writes for 15 s; a second costs ~0.7 s more to notice a dead leader, next to those 15 s.
+    # The masters' raft heartbeat timeout (`-heartbeatInterval`, x 1-1.25); a leader steps down when a
+    # majority was silent for its lease, the smaller of this and 500 ms. SeaweedFS's 300 ms made the lab's
+    # leader step down twice in 30 s of container starts; every new leader refuses writes for 15 s, next
+    # to which a second costs ~0.7 s more to notice a dead leader (docs/object_storage.md).
     raft_heartbeat_ms: int = Field(default=1000, ge=300, le=10000)
     # A peer is silent after `peer_silent_probes` unanswered TCP connects in a row (~3.5 s with these). The
     # timeout counts the start of the probe process too: a busy server must not take a live peer for silent
