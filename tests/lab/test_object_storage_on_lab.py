@@ -101,6 +101,19 @@ def test_drill_loses_no_acknowledged_object(lab: Lab, site: Site, first_install:
         assert result.new_primary not in ("none", result.target)
 
 
+def test_validate_right_after_a_leader_change_waits_out_the_warm_up(lab: Lab, site: Site, first_install: Run) -> None:
+    """The leader's master restarted: validate at once waits through the new leader's 15 s of refused
+    writes, says it did, and every check is green."""
+    before = leader(site)
+    assert before
+    lab.exec(before, ["podman", "restart", "-t", "0", layout.MASTER], timeout=60)
+    results = validate(site, MODULE)
+    raft = next(r for r in results if r.name.startswith("one master leader"))
+    print(f"\nvalidate right after a restart of the leader's master: {raft.detail}")
+    assert [r for r in results if not r.ok] == []
+    assert "(after " in raft.detail
+
+
 def test_settings_change_rolls_one_server_at_a_time_under_writes(lab: Lab, site: Site, first_install: Run) -> None:
     """A master setting changes: one storage server at a time, the leader's last with its leadership handed
     over first; writes through the LB go on, nothing acknowledged is lost."""
