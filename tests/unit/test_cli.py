@@ -78,10 +78,11 @@ def test_lint_on_the_seed_site_exits_0_with_the_expected_warnings(cli_site: Path
     report = json.loads(result.stdout)
     assert report["errors"] == 0
     warnings = {f["rule"]: f for f in report["findings"] if f["severity"] == "warning"}
-    assert sorted(warnings) == ["KB006", "KB007", "KB012"]
+    assert sorted(warnings) == ["KB006", "KB007", "KB012", "KB026"]
     assert "deprecated" in warnings["KB006"]["message"] and "3 nodes" in warnings["KB007"]["message"]
+    assert "sent nowhere" in warnings["KB026"]["message"] and warnings["KB026"]["where"].startswith("keybuzz.yaml:")
     table = kb_run("lint", "--site", str(cli_site))
-    assert table.exit_code == 0 and "0 error(s), 3 warning(s)" in table.stdout and "KB006" in table.stdout
+    assert table.exit_code == 0 and "0 error(s), 4 warning(s)" in table.stdout and "KB006" in table.stdout
     for value in kb.secret_values(cli_site):
         assert value not in result.stdout + table.stdout
 

@@ -302,6 +302,17 @@ def test_dashboards_are_grafana_json_with_valid_queries(site: Site, plans: Plans
 def test_alertmanager_groups_by_host_and_lets_host_down_speak_for_its_targets(site: Site, plans: Plans,
                                                                             tmp_path: Path) -> None:
     text = monitor_file(plans, site, layout.host_paths(site).alertmanager_yml)
+    _amtool_check(text, tmp_path)
+    config = yaml.safe_load(text)
+    assert config["route"]["group_by"] == ["alertname", "hostname"]
+    assert config["inhibit_rules"] == [{"source_matchers": ['alertname="HostDown"'],
+                                        "target_matchers": ['alertname!="HostDown"'], "equal": ["hostname"]}]
+    monitors = layout.monitors(site)
+    spec = plans[monitors[0].hostname].container("alertmanager")
+    assert f"--cluster.peer={monitors[1].private_ip}:{layout.ALERTMANAGER_CLUSTER_PORT}" in spec.command
+
+
+def _amtool_check(text: str, tmp_path: Path) -> None:
     path = tmp_path / "alertmanager.yml"
     path.write_text(text)
     amtool = shutil.which("amtool")
@@ -310,10 +321,46 @@ def test_alertmanager_groups_by_host_and_lets_host_down_speak_for_its_targets(si
     result = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, check=False,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    config = yaml.safe_load(text)
-    assert config["route"]["group_by"] == ["alertname", "hostname"]
-    assert config["inhibit_rules"] == [{"source_matchers": ['alertname="HostDown"'],
-                                        "target_matchers": ['alertname!="HostDown"'], "equal": ["hostname"]}]
-    monitors = layout.monitors(site)
-    spec = plans[monitors[0].hostname].container("alertmanager")
-    assert f"--cluster.peer={monitors[1].private_ip}:{layout.ALERTMANAGER_CLUSTER_PORT}" in spec.command
+
+
+def test_pages_go_to_the_operators_webhook_written_only_in_a_secret_file(site: Site, tmp_path: Path, kb) -> None:
+    from keybuzz.lint import lint
+    from keybuzz.registry import load_site
+
+    def findings(loaded: Site) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for f in lint(loaded):
+            found.setdefault(f.rule, []).append(f"{f.where}: {f.message}")
+        return found
+
+    assert "KB026" in findings(site) and "KB025" not in findings(site)  # the example site sends pages nowhere
+    config = site.root / "keybuzz.yaml"
+    data = yaml.safe_load(config.read_text())
+    data.setdefault("monitoring", {})["notify"] = {"receiver": "webhook", "group_wait_s": 5}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    unwritten = findings(load_site(site.root))
+    assert "KB026" not in unwritten
+    [missing] = unwritten["KB025"]
+    line = next(n for n, text in enumerate(config.read_text().splitlines(), start=1) if "receiver:" in text)
+    assert missing.startswith(f"keybuzz.yaml:{line}: ") and "ALERTING_WEBHOOK_URL_SECRET" in missing
+
+    url = "https://hooks.example.test/services/T0/B0/" + "x" * 24
+    env = site.root / "credentials" / "alerting.env"
+    env.write_text(f"ALERTING_WEBHOOK_URL_SECRET={url}\n")
+    env.chmod(0o600)
+    loaded = load_site(site.root)
+    assert "KB025" not in findings(loaded) and "KB001" not in findings(loaded)
+    plans = MODULE.render(loaded)
+    file = plans[layout.monitors(loaded)[0].hostname].file(layout.host_paths(loaded).alertmanager_yml)
+    assert file.secret and file.mode == 0o600 and file.owner == layout.SERVICE_USER
+    _amtool_check(file.content, tmp_path)
+    parsed = yaml.safe_load(file.content)
+    assert parsed["receivers"] == [{"name": "on-call", "webhook_configs": [{"url": url, "send_resolved": True}]}]
+    assert parsed["route"]["group_wait"] == "5s" and parsed["route"]["receiver"] == "on-call"
+    for host, plan in plans.items():  # the URL nowhere else: not in a public file, not in an argv
+        public = [f.content for f in plan.files if not f.secret]
+        public += [" ".join(ContainerCli("docker").run(c, "0")) for c in plan.containers]
+        assert not [text for text in public if url in text], host
+
+    env.write_text("ALERTING_WEBHOOK_URL_SECRET=hooks.example.test/no-scheme-given\n")
+    assert "not an http(s) URL" in findings(load_site(site.root))["KB025"][0]

@@ -1,6 +1,6 @@
 """`keybuzz validate monitoring`: every target of the site up in each Prometheus, every rule loaded
 and healthy, no critical alert firing (warnings listed), each Alertmanager ready in its cluster and
-used by each Prometheus."""
+used by each Prometheus, and its pages delivered."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 
 from keybuzz.contract import CheckResult, DeployContext, Module
 from keybuzz.modules.monitoring import api, dashboards, layout, rules, scrape
-from keybuzz.modules.monitoring.settings import MonitoringSettings
+from keybuzz.modules.monitoring.settings import MonitoringSettings, NotifySettings
 from keybuzz.poll import describe
 
 SHOWN = 5  # problems listed per check; the rest counted
@@ -61,6 +61,25 @@ async def _alertmanager(base: str, where: str, monitors: int) -> CheckResult:
                        f"cluster {status or 'unknown'}, {peers} of {monitors} peers")
 
 
+async def _count(prometheus: str, expr: str) -> int:
+    rows = await api.query(prometheus, expr)
+    return round(float(rows[0]["value"][1])) if rows else 0
+
+
+async def _pages(prometheus: str, where: str, notify: NotifySettings) -> CheckResult:
+    """Alertmanager's own counters, as Prometheus scraped them: a page that could not be delivered
+    (a wrong URL, the paging service down) is only ever seen there."""
+    name = f"pages delivered by Alertmanager on {where}"
+    if notify.receiver == "none":
+        return CheckResult(name, False, "no receiver: alerts are sent nowhere (keybuzz.yaml "
+                                        "monitoring.notify.receiver: none; lint KB026)", available=False)
+    where_sent = f'integration="{notify.receiver}",hostname="{where}"'
+    sent = await _count(prometheus, f"sum(increase(alertmanager_notifications_total{{{where_sent}}}[1h]))")
+    failed = await _count(prometheus, f"sum(increase(alertmanager_notifications_failed_total{{{where_sent}}}[1h]))")
+    return CheckResult(name, failed == 0, f"{notify.receiver}: {sent} sent, {failed} failed in the last hour"
+                       + (" (Alertmanager's log names the error)" if failed else ""))
+
+
 async def validate(ctx: DeployContext, modules: list[Module]) -> list[CheckResult]:
     site = ctx.site
     monitors = layout.monitors(site)
@@ -80,6 +99,12 @@ async def validate(ctx: DeployContext, modules: list[Module]) -> list[CheckResul
                                                len(monitors)))
         except Exception as exc:
             results.append(CheckResult(f"Alertmanager on {server.hostname} answers", False, describe(exc)))
+        try:
+            results.append(await _pages(f"http://{ip}:{layout.PROMETHEUS_PORT}", server.hostname,
+                                        site.settings(MonitoringSettings).notify))
+        except Exception as exc:
+            results.append(CheckResult(f"pages delivered by Alertmanager on {server.hostname}", False,
+                                       f"Prometheus on {server.hostname}: {describe(exc)}"))
     boards = dashboards.dashboards(site, modules)
     results.append(CheckResult("Grafana dashboards served", False,
                                f"no Grafana server in this version: {len(boards)} dashboards rendered to "

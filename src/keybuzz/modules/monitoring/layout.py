@@ -17,6 +17,8 @@ PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 ALERTMANAGER_CLUSTER_PORT = 9094  # gossip between the Alertmanagers (tcp and udp)
 NODE_EXPORTER_PORT = 9100
+# The operator's paging URL (credentials/alerting.env): a secret, only in the 0600 alertmanager.yml.
+WEBHOOK_CREDENTIALS = ("alerting", "ALERTING_WEBHOOK_URL_SECRET")
 # Prometheus and Alertmanager run as nobody in their official images; the lab image runs them the same.
 SERVICE_USER = "65534:65534"
 
@@ -73,3 +75,9 @@ def monitors(site: Site) -> list[Server]:
 
 def prometheus_urls(site: Site) -> list[str]:
     return [f"http://{s.private_ip}:{PROMETHEUS_PORT}" for s in monitors(site)]
+
+
+def webhook_url(site: Site) -> str | None:
+    """The operator's webhook URL, or None when none is written (lint says so when one is wanted)."""
+    service, key = WEBHOOK_CREDENTIALS
+    return site.credentials.get(service, {}).get(key) or None

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from keybuzz.contract import AlertRule, CheckResult, DeployContext, MetricsEndpoint, Module, Port
 from keybuzz.images import ImageSpec, LabAlias, LabRecipe
-from keybuzz.modules.monitoring import checks, deploy, layout, render, rules, scrape
+from keybuzz.modules.monitoring import checks, deploy, layout, lint, render, rules, scrape
 from keybuzz.modules.monitoring.settings import MonitoringSettings
 from keybuzz.render import Plans
 from keybuzz.site import Site
@@ -40,6 +40,7 @@ class MonitoringModule(Module):
                                 lab={"scrape_interval_s": 5, "evaluation_interval_s": 5, "down_for_s": 10,
                                      "lag_for_s": 30}),)
     images = IMAGES
+    lint_rules = lint.RULES
 
     def __init__(self) -> None:
         self._modules: ModuleTable | None = None

@@ -11,7 +11,7 @@ import yaml
 from keybuzz.containers import ContainerSpec, Mount
 from keybuzz.contract import MetricsEndpoint, Module
 from keybuzz.modules.monitoring import dashboards, layout, rules, scrape
-from keybuzz.modules.monitoring.settings import MonitoringSettings
+from keybuzz.modules.monitoring.settings import MonitoringSettings, NotifySettings
 from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans, merge_plans
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
@@ -19,17 +19,28 @@ from keybuzz.site.servers import Server
 HEADER = "# Rendered by keybuzz: edits are overwritten on the next install.\n"
 
 
-def alertmanager_config() -> dict[str, Any]:
+def alertmanager_config(notify: NotifySettings, webhook_url: str | None) -> dict[str, Any]:
     """One route to the on-call receiver. A host that is down inhibits the other alerts it causes
     (its exporters' TargetDown, its members missing), so the page names the cause once."""
+    receiver: dict[str, Any] = {"name": "on-call"}
+    if notify.receiver == "webhook" and webhook_url:
+        receiver["webhook_configs"] = [{"url": webhook_url, "send_resolved": notify.send_resolved}]
     return {
         "route": {"receiver": "on-call", "group_by": ["alertname", "hostname"],
-                  "group_wait": "10s", "group_interval": "1m", "repeat_interval": "4h"},
-        # No notifier is configured here: add one (webhook, e-mail, PagerDuty) to this receiver.
-        "receivers": [{"name": "on-call"}],
+                  "group_wait": f"{notify.group_wait_s}s", "group_interval": f"{notify.group_interval_s}s",
+                  "repeat_interval": notify.repeat_interval},
+        "receivers": [receiver],
         "inhibit_rules": [{"source_matchers": ['alertname="HostDown"'],
                            "target_matchers": ['alertname!="HostDown"'], "equal": ["hostname"]}],
     }
+
+
+def _alertmanager_file(site: Site, path: str) -> FileSpec:
+    """With a webhook the file holds its URL: then secret, 0600, owned by the Alertmanager's user."""
+    notify = site.settings(MonitoringSettings).notify
+    url = layout.webhook_url(site) if notify.receiver == "webhook" else None
+    text = HEADER + yaml.safe_dump(alertmanager_config(notify, url), sort_keys=False)
+    return FileSpec(path, text, secret=True, owner=layout.SERVICE_USER) if url else FileSpec(path, text)
 
 
 def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan:
@@ -77,7 +88,7 @@ def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan
                      DirSpec(paths.alertmanager_data, 0o755, layout.SERVICE_USER, data=True)],
         files=[FileSpec(paths.prometheus_yml, prometheus_yml),
                *(FileSpec(path, text) for path, text in rule_files.items()),
-               FileSpec(paths.alertmanager_yml, HEADER + yaml.safe_dump(alertmanager_config(), sort_keys=False)),
+               _alertmanager_file(site, paths.alertmanager_yml),
                *(FileSpec(path, text) for path, text in boards.items()),
                FileSpec(paths.k3s_scrape_configs, k3s)],
         containers=[prometheus, alertmanager],

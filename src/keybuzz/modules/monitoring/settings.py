@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from keybuzz.site.config import Strict
+
+
+class NotifySettings(Strict):
+    """Where Alertmanager sends a page. `webhook`: Alertmanager's JSON webhook (most paging services
+    and chat tools take it, or a relay does) to the URL in credentials/alerting.env
+    `ALERTING_WEBHOOK_URL_SECRET`, which the operator writes (it comes from the paging service, not from
+    keybuzz). `none`: alerts are evaluated and grouped, and sent nowhere; lint warns."""
+
+    receiver: Literal["none", "webhook"] = "none"
+    send_resolved: bool = True  # a second message when the alert is over
+    group_wait_s: int = Field(default=10, ge=0, le=600)  # the first page of a group waits for its siblings
+    group_interval_s: int = Field(default=60, ge=1, le=3600)  # later changes to a group (new alerts, resolved)
+    repeat_interval: str = Field(default="4h", pattern=r"^[1-9][0-9]*(m|h|d)$")  # still firing: sent again
 
 
 class MonitoringSettings(Strict):
@@ -22,3 +37,4 @@ class MonitoringSettings(Strict):
     replication_lag_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     disk_used_percent: int = Field(default=80, ge=1, le=99)
     retention: str = Field(default="15d", pattern=r"^[1-9][0-9]*(h|d|w)$")
+    notify: NotifySettings = NotifySettings()
