@@ -20,10 +20,11 @@ HEADER = "# Rendered by keybuzz: edits are overwritten on the next install.\n"
 
 
 def alertmanager_config(notify: NotifySettings, webhook_url: str | None) -> dict[str, Any]:
-    """One route to the on-call receiver. A host that is down inhibits the other alerts it causes
-    (its exporters' TargetDown, its members missing), so the page names the cause once."""
+    """One route to the on-call receiver, posting to `webhook_url` when there is one. A host that is
+    down inhibits the other alerts it causes (its exporters' TargetDown, its members missing), so the
+    page names the cause once."""
     receiver: dict[str, Any] = {"name": "on-call"}
-    if notify.receiver == "webhook" and webhook_url:
+    if webhook_url:
         receiver["webhook_configs"] = [{"url": webhook_url, "send_resolved": notify.send_resolved}]
     return {
         "route": {"receiver": "on-call", "group_by": ["alertname", "hostname"],
