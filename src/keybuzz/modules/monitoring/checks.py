@@ -85,13 +85,15 @@ async def validate(ctx: DeployContext, modules: list[Module]) -> list[CheckResul
     monitors = layout.monitors(site)
     expected_targets = len(scrape.targets(site, modules))
     expected_rules = len(rules.rule_names(site, modules))
+    settings = site.settings(MonitoringSettings)
     results: list[CheckResult] = []
     for server in monitors:
         ip = server.private_ip
+        prometheus = f"http://{ip}:{layout.PROMETHEUS_PORT}"
         try:
-            results += await _prometheus(f"http://{ip}:{layout.PROMETHEUS_PORT}", server.hostname,
+            results += await _prometheus(prometheus, server.hostname,
                                          expected_targets, expected_rules, len(monitors),
-                                         site.settings(MonitoringSettings).scrape_interval_s)
+                                         settings.scrape_interval_s)
         except Exception as exc:
             results.append(CheckResult(f"Prometheus on {server.hostname} answers", False, describe(exc)))
         try:
@@ -100,8 +102,7 @@ async def validate(ctx: DeployContext, modules: list[Module]) -> list[CheckResul
         except Exception as exc:
             results.append(CheckResult(f"Alertmanager on {server.hostname} answers", False, describe(exc)))
         try:
-            results.append(await _pages(f"http://{ip}:{layout.PROMETHEUS_PORT}", server.hostname,
-                                        site.settings(MonitoringSettings).notify))
+            results.append(await _pages(prometheus, server.hostname, settings.notify))
         except Exception as exc:
             results.append(CheckResult(f"pages delivered by Alertmanager on {server.hostname}", False,
                                        f"Prometheus on {server.hostname}: {describe(exc)}"))
