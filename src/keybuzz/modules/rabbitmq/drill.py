@@ -252,12 +252,12 @@ class RabbitmqDrills:
         kind = FAULT_KIND[scenario]
         targets = [s.hostname for s in layout.nodes(site)] if scenario == "cold-start" else [leader]
         peers = [s.hostname for s in layout.nodes(site) if s.hostname != leader]
-        faulted_at: dict[str, float] = {}
+        faulted_at: dict[str, float] = {}  # "t": the fault; "back": the nodes booted (cold start) or restored
 
         async def inject() -> None:
             faulted_at["t"] = time.monotonic()
             if scenario == "cold-start":
-                faulted_at["boot"] = await power_cycle_all(dctx.faults, kind, targets)
+                faulted_at["back"] = await power_cycle_all(dctx.faults, kind, targets)
             else:
                 await dctx.faults.inject(kind, leader, peers)
 
@@ -266,9 +266,9 @@ class RabbitmqDrills:
             steady whole cluster."""
             if scenario != "cold-start":
                 await dctx.faults.restore(kind, leader)
-                faulted_at["boot"] = time.monotonic()
+                faulted_at["back"] = time.monotonic()
             whole_since = await steadily_healthy(site)
-            return round(whole_since - faulted_at["boot"], 2)
+            return round(whole_since - faulted_at["back"], 2)
 
         return RoundPlan(scenario=scenario, target=",".join(targets), probe=probe, inject=inject, recover=recover,
                          new_primary=lambda: leader_of(site, queue), max_outage_s=HEALTHY_TIMEOUT_S,
