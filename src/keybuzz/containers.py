@@ -152,7 +152,7 @@ class ContainerCli:
     def user_ids(self, image: str, user: str) -> list[str]:
         """Print the uid and gid of `user` in `image`: a throwaway container without network."""
         return [self.name, "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c",
-                f"id -u {user}; id -g {user}"]
+                'id -u -- "$1"; id -g -- "$1"', "keybuzz-ids", user]
 
     def stop(self, *names: str, timeout_s: int = STOP_TIMEOUT_S) -> list[str]:
         return [self.name, "stop", "-t", str(timeout_s), *names]

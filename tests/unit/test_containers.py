@@ -131,7 +131,7 @@ def test_every_cli_command_is_argv_data() -> None:
     assert PODMAN.exec("patroni", ["psql", "-c", "select 1"], user="postgres", stdin=True) == [
         "podman", "exec", "-i", "--user", "postgres", "patroni", "psql", "-c", "select 1"]
     assert PODMAN.stop("a", "b", timeout_s=5) == ["podman", "stop", "-t", "5", "a", "b"]
-    assert PODMAN.user_ids("img:1", "redis")[-1] == "id -u redis; id -g redis"
+    assert PODMAN.user_ids("img:1", "redis")[-4:] == ["-c", 'id -u -- "$1"; id -g -- "$1"', "keybuzz-ids", "redis"]
     assert PODMAN.list_module("redis")[3:5] == ["--filter", f"label={MODULE_LABEL}=redis"]
     assert ContainerCli("docker").label("c", SPEC_HASH_LABEL) == [
         "docker", "inspect", "--format", f'{{{{index .Config.Labels "{SPEC_HASH_LABEL}"}}}}', "c"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,11 +111,12 @@ def test_stopped_container_is_started_not_recreated() -> None:
     assert [(a.kind, shlex.split(a.command)[:2]) for a in actions] == [("container", ["podman", "start"])]
 
 
-def test_mode_only_difference_fixes_metadata_without_rewriting() -> None:
+def test_mode_only_difference_is_fixed_through_the_write_path_and_restarts_nothing() -> None:
     p = plan(mode=0o640)
     actions = plan_actions(p, converged(plan()), PODMAN)
-    assert [(a.kind, a.summary) for a in actions] == [("metadata", "mode 0644 -> 0640")]
-    assert actions[0].stdin is None
+    assert [(a.kind, a.summary, a.restarts) for a in actions] == [("metadata", "mode 0644 -> 0640", 0)]
+    # the same content again, through the write that never follows a link (no chown/chmod on the path)
+    assert actions[0].stdin == CONTENT and actions[0].command == write_command(CONF, 0o640, "root", digest(CONTENT))
 
 
 def test_create_only_file_is_never_overwritten_nor_restarts_its_container() -> None:
@@ -150,6 +154,102 @@ def test_write_command_refuses_a_truncated_upload(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.env"]
 
 
+NOBODY = 65534
+
+
+def run_write(target: Path, content: str, mode: int, owner: str) -> subprocess.CompletedProcess[str]:
+    command = write_command(str(target), mode, owner, digest(content))
+    return subprocess.run(["sh", "-c", command], input=content, text=True, capture_output=True, check=False)
+
+
+@pytest.fixture
+def nobodys_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder a container user owns (the RabbitMQ data folder holding the Erlang cookie), in folders
+    that user may traverse (pytest's own are root's 0700)."""
+    if os.geteuid() != 0:
+        pytest.skip("changing owners needs root")
+    base = Path(tempfile.mkdtemp(prefix="keybuzz-owner-"))
+    os.chmod(base, 0o755)
+    folder = base / "data"
+    folder.mkdir(mode=0o750)
+    os.chown(folder, NOBODY, NOBODY)
+    yield folder
+    shutil.rmtree(base)
+
+
+def test_a_write_in_a_users_folder_runs_as_that_user(nobodys_folder: Path) -> None:
+    target = nobodys_folder / ".erlang.cookie"
+    done = run_write(target, "COOKIE\n", 0o400, f"{NOBODY}:{NOBODY}")
+    assert done.returncode == 0, done.stderr
+    info = target.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (NOBODY, NOBODY, 0o400)
+    assert [p.name for p in nobodys_folder.iterdir()] == [".erlang.cookie"]  # no temp file left
+    # Proof of whose rights it used: a folder its owner may not write to stops the write (root could).
+    os.chmod(nobodys_folder, 0o550)
+    refused = run_write(target, "OTHER\n", 0o400, f"{NOBODY}:{NOBODY}")
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    os.chmod(nobodys_folder, 0o750)
+
+
+def test_a_link_planted_in_a_users_folder_never_lets_root_write_through_it(nobodys_folder: Path,
+                                                                           tmp_path: Path) -> None:
+    canary = tmp_path / "root-only"
+    canary.write_text("root's\n")
+    os.chmod(canary, 0o600)
+    target = nobodys_folder / ".erlang.cookie"
+    for planted in (f"{target}.keybuzz-tmp", str(target)):  # the old fixed temp name, and the target itself
+        os.symlink(canary, planted)
+        os.lchown(planted, NOBODY, NOBODY)
+    done = run_write(target, "COOKIE\n", 0o400, f"{NOBODY}:{NOBODY}")
+    assert done.returncode == 0, done.stderr
+    assert canary.read_text() == "root's\n"
+    assert canary.stat().st_uid == 0 and stat.S_IMODE(canary.stat().st_mode) == 0o600
+    assert not target.is_symlink() and target.read_text() == "COOKIE\n"  # the link was replaced, not followed
+
+
+def test_a_write_is_refused_where_owners_disagree_or_others_may_write(nobodys_folder: Path, tmp_path: Path) -> None:
+    assert "its folder belongs to uid 65534" in run_write(nobodys_folder / "x", "x\n", 0o600, "root").stderr
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    assert "writable by others" in run_write(shared / "x", "x\n", 0o600, "root").stderr
+    link = tmp_path / "link"
+    link.symlink_to(nobodys_folder)
+    refused = run_write(link / "x", "x\n", 0o600, f"{NOBODY}:{NOBODY}")
+    assert "is a symbolic link, not a folder" in refused.stderr
+    assert not (nobodys_folder / "x").exists() and not (shared / "x").exists()
+
+
+def test_a_managed_folder_is_never_made_through_a_link_or_in_a_users_folder(nobodys_folder: Path,
+                                                                            tmp_path: Path) -> None:
+    from keybuzz.remote.actions import directory_command
+
+    made = tmp_path / "conf"
+    done = subprocess.run(["sh", "-c", directory_command(str(made), 0o750, f"{NOBODY}:{NOBODY}")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (made.stat().st_uid, stat.S_IMODE(made.stat().st_mode)) == (NOBODY, 0o750)
+    under = subprocess.run(["sh", "-c", directory_command(str(nobodys_folder / "sub"), 0o755, "root")],
+                           capture_output=True, text=True, check=False)
+    assert under.returncode != 0 and "root's folders only" in under.stderr and not (nobodys_folder / "sub").exists()
+    canary = tmp_path / "elsewhere"
+    canary.mkdir(mode=0o700)
+    (tmp_path / "linked").symlink_to(canary)
+    linked = subprocess.run(["sh", "-c", directory_command(str(tmp_path / "linked"), 0o777, f"{NOBODY}")],
+                            capture_output=True, text=True, check=False)
+    assert linked.returncode != 0 and "symbolic link" in linked.stderr
+    assert (canary.stat().st_uid, stat.S_IMODE(canary.stat().st_mode)) == (0, 0o700)
+
+
+def test_a_marker_file_is_made_as_the_owner_of_its_folder(nobodys_folder: Path) -> None:
+    from keybuzz.remote.actions import empty_file_argv
+
+    done = subprocess.run(empty_file_argv(str(nobodys_folder / "force_load")), input="", text=True,
+                          capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (nobodys_folder / "force_load").stat().st_uid == NOBODY and (nobodys_folder / "force_load").read_text() == ""
+
+
 def test_owner_matching_accepts_names_and_ids() -> None:
     assert owner_matches("postgres", "postgres:postgres", "100:102")
     assert owner_matches("100", "postgres:postgres", "100:102")
@@ -161,6 +261,9 @@ def test_owner_matching_accepts_names_and_ids() -> None:
 def test_probed_paths_include_watched_files_outside_the_plan() -> None:
     p = HostPlan("h", containers=[container(restart_on=("/etc/external.conf",), env_file="/etc/x.env")])
     assert probed_paths(p) == {"/etc/external.conf", "/etc/x.env"}
+
+
+DEMO_DIRS = ("/opt/keybuzz/demo",)  # the demo module's folder under data_root and config_root
 
 
 def removal_plan() -> HostPlan:
@@ -180,7 +283,7 @@ def everything_present(p: HostPlan) -> HostState:
 
 def test_cleanup_keeps_data_and_its_parents_without_purge() -> None:
     p = removal_plan()
-    actions = removal_actions(p, everything_present(p), PODMAN, "demo", purge_data=False)
+    actions = removal_actions(p, everything_present(p), PODMAN, "demo", purge_data=False, module_dirs=DEMO_DIRS)
     targets = [a.target for a in actions]
     assert targets == ["container keybuzz-demo", "container keybuzz-demo-old", "/opt/keybuzz/demo/conf/a.conf",
                        "/opt/keybuzz/demo/conf"]
@@ -189,7 +292,7 @@ def test_cleanup_keeps_data_and_its_parents_without_purge() -> None:
 
 def test_cleanup_purge_removes_data_deepest_first() -> None:
     p = removal_plan()
-    actions = removal_actions(p, everything_present(p), PODMAN, "demo", purge_data=True)
+    actions = removal_actions(p, everything_present(p), PODMAN, "demo", purge_data=True, module_dirs=DEMO_DIRS)
     folders = [a.target for a in actions if a.target.startswith("/opt") and a.summary != "delete file"]
     assert folders[-1] == "/opt/keybuzz/demo"
     assert set(folders) == {"/opt/keybuzz/demo", "/opt/keybuzz/demo/conf", "/opt/keybuzz/demo/data"}
@@ -197,11 +300,55 @@ def test_cleanup_purge_removes_data_deepest_first() -> None:
 
 
 def test_cleanup_on_clean_host_does_nothing_and_refuses_top_level_folders() -> None:
-    assert removal_actions(removal_plan(), HostState(), PODMAN, "demo", purge_data=True) == []
+    assert removal_actions(removal_plan(), HostState(), PODMAN, "demo", purge_data=True,
+                           module_dirs=DEMO_DIRS) == []
     dangerous = HostPlan("h", [DirSpec("/opt")])
     state = HostState(paths={"/opt": PathState("directory", 0o755, "root:root", "0:0")})
     with pytest.raises(OperationFailed, match="refusing"):
-        removal_actions(dangerous, state, PODMAN, "demo", purge_data=False)
+        removal_actions(dangerous, state, PODMAN, "demo", purge_data=False, module_dirs=DEMO_DIRS)
+
+
+def present(*paths: str, mounts: tuple[str, ...] = ()) -> HostState:
+    state = parse_probe("#M\n" + "".join(f"{m}\n" for m in mounts)) if mounts else HostState()
+    state.paths = {p: PathState("directory", 0o755, "root:root", "0:0") for p in paths}
+    return state
+
+
+@pytest.mark.parametrize("path", [
+    "//demo",  # data_root "/" joined with the module's name: normpath keeps the two slashes
+    "/opt/keybuzz/demo/../../../etc",  # normalises to /etc, two slashes
+    "/opt/keybuzz/demo/../../../etc/ssh",  # normalises to /etc/ssh, two slashes: passed "at least two slashes"
+    "/opt/keybuzz/demo/./conf",
+    "/opt/keybuzz/demo//conf",
+    "/opt/keybuzz/demo/conf/",
+    "/opt/keybuzz/redis/data",  # another module's folder
+    "/opt/keybuzz/demonic",  # a sibling that only starts like the module's folder
+    "/opt/keybuzz",  # the root every module shares
+    "/etc/keybuzz/redis",  # keybuzz's /etc folder of another module
+])
+def test_cleanup_removes_only_folders_of_the_modules_own_allow_list(path: str) -> None:
+    p = HostPlan("h", [DirSpec(path, data=True)])
+    for state in (present(path), present(path, mounts=(path,))):  # rm -rf, and find -delete of a volume
+        with pytest.raises(OperationFailed, match="refusing to remove") as refused:
+            removal_actions(p, state, PODMAN, "demo", purge_data=True, module_dirs=DEMO_DIRS)
+        assert "/opt/keybuzz/demo" in str(refused.value) and "paths.data_root" in str(refused.value)
+
+
+def test_cleanup_allow_list_takes_the_modules_folders_and_its_etc_folder_in_normal_form() -> None:
+    inside = HostPlan("h", [DirSpec("/opt/keybuzz/demo"), DirSpec("/srv/conf/demo/x")])
+    removed = removal_actions(inside, present("/opt/keybuzz/demo", "/srv/conf/demo/x"), PODMAN, "demo",
+                              purge_data=True, module_dirs=(*DEMO_DIRS, "/srv/conf/demo"))
+    assert [shlex.split(a.command) for a in removed] == [["rm", "-rf", "--", "/srv/conf/demo/x"],
+                                                         ["rm", "-rf", "--", "/opt/keybuzz/demo"]]
+    own_etc = HostPlan("h", [DirSpec("/etc/keybuzz/base_os")])
+    assert [a.target for a in removal_actions(own_etc, present("/etc/keybuzz/base_os"), PODMAN, "base_os",
+                                              purge_data=False, module_dirs=("/opt/keybuzz/base_os",))] == [
+        "/etc/keybuzz/base_os"]
+    # data_root "/": the module's folder `//demo` is no root at all, so nothing under it is removed either
+    hostile_root = HostPlan("h", [DirSpec("//demo/data")])
+    with pytest.raises(OperationFailed, match="refusing to remove '//demo/data'"):
+        removal_actions(hostile_root, present("//demo/data"), PODMAN, "demo", purge_data=True,
+                        module_dirs=("//demo",))
 
 
 def test_probe_script_runs_under_sh_and_parses_real_stat_output(tmp_path: Path) -> None:
@@ -267,7 +414,7 @@ def test_cleanup_refuses_when_the_container_list_could_not_be_read() -> None:
     state = everything_present(p)
     state.container_error = "container listing failed: permission denied"
     with pytest.raises(OperationFailed, match="ps` failed"):
-        removal_actions(p, state, PODMAN, "demo", purge_data=False)
+        removal_actions(p, state, PODMAN, "demo", purge_data=False, module_dirs=DEMO_DIRS)
 
 
 def host_service(**changes: object) -> HostService:

@@ -75,3 +75,9 @@ class DeployContext(Protocol):
     async def sysctl(self, hostname: str, key: str, value: str) -> int:
         """Persist in /etc/sysctl.d/99-keybuzz.conf and apply live; returns changes."""
         ...
+
+
+async def file_sha256(ctx: DeployContext, hostname: str, path: str) -> str:
+    """The sha256 of a file on a host, "" when it is absent or unreadable (one argv, no shell)."""
+    result = await ctx.host(hostname).run(["sha256sum", "--", path], check=False, timeout=30)
+    return result.stdout.split()[0] if result.ok and result.stdout.strip() else ""

@@ -186,7 +186,8 @@ class Engine:
 
         async def one(hostname: str) -> HostOutcome:
             return await remove_host(self.host(hostname), plans[hostname], self.cli, self.module,
-                                     purge_data=purge_data, dry_run=self.dry_run, reporter=self._reporter)
+                                     purge_data=purge_data, dry_run=self.dry_run, reporter=self._reporter,
+                                     module_dirs=(self.site.data_dir(self.module), self.site.config_dir(self.module)))
 
         return await self._on_hosts(hostnames, plans, one)
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -174,8 +175,8 @@ class ImageStore:
             for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
                 for item in (rootfs / cache).glob("*.deb" if "archives" in cache else "*_Packages"):
                     item.unlink()
-            run(["sh", "-c", f"tar --numeric-owner -C {rootfs} -c . | "
-                 + " ".join(self.podman("import", "--change", "CMD=/bin/bash", "-", ref))], timeout=1200)
+            run(["sh", "-c", f"tar --numeric-owner -C {shlex.quote(str(rootfs))} -c . | "
+                 + shlex.join(self.podman("import", "--change", "CMD=/bin/bash", "-", ref))], timeout=1200)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

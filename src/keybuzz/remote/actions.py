@@ -8,6 +8,7 @@ otherwise left alone.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import shlex
 from dataclasses import dataclass, field
@@ -51,24 +52,115 @@ def _q(value: str) -> str:
     return shlex.quote(value)
 
 
+# The checks shared by both scripts below: the folder that holds `target` is a real folder (never a
+# link), and who may write in it. Root writes only in folders nobody else can change (root's, not
+# writable by group or others unless sticky); in a folder another user owns (a container's data
+# folder), the write runs as that user: a link planted there can then only reach what that user
+# could write anyway, never a root-owned file.
+_FOLDER_CHECK = r"""
+folder_of() {
+    info=$(stat -c '%u %g %a %F' -- "$1") || { echo "keybuzz: cannot stat $1" >&2; exit 1; }
+    folder_uid=${info%% *}; info=${info#* }; folder_gid=${info%% *}; info=${info#* }
+    folder_mode=${info%% *}; folder_kind=${info#* }
+    if [ "$folder_kind" != directory ]; then
+        echo "keybuzz: $1 is a $folder_kind, not a folder: nothing is written through it" >&2; exit 1
+    fi
+    if [ "$folder_uid" = 0 ]; then
+        perm=$((0$folder_mode))
+        if [ $((perm & 022)) -ne 0 ] && [ $((perm & 01000)) -eq 0 ]; then
+            echo "keybuzz: $1 is root's but writable by others (mode $folder_mode): refusing to write in it" >&2
+            exit 1
+        fi
+    fi
+}
+"""
+
+# Atomic write from stdin: a fresh temp file (mktemp: O_EXCL, a random name) in the target's folder,
+# checked against the expected hash (a cut SSH channel ends `cat` with a truncated file and status 0),
+# owned and moded while nobody else can touch it, then renamed over the target (rename never follows
+# a link at the target). Arguments: target, mode, owner (chown syntax, or `-`: the folder's owner),
+# sha256. Values travel as argv.
+_WRITE_SCRIPT = _FOLDER_CHECK + r"""
+set -eu
+target=$1 mode=$2 owner=$3 sum=$4
+folder=$(dirname -- "$target")
+mkdir -p -- "$folder"
+folder_of "$folder"
+if [ "$owner" = - ]; then owner=$folder_uid:$folder_gid; fi
+user=${owner%%:*}
+group=${owner#"$user"}; group=${group#:}
+case $user in ''|*[!0-9]*) uid=$(id -u -- "$user") ;; *) uid=$user ;; esac
+write='set -eu
+umask 077
+tmp=$(mktemp -p "$1" .keybuzz-write.XXXXXXXX)
+trap '"'"'rm -f -- "$tmp"'"'"' EXIT
+cat > "$tmp"
+if ! printf "%s  %s\n" "$4" "$tmp" | sha256sum -c --status; then
+    echo "keybuzz: $2: the content arrived incomplete (hash mismatch); the old file is kept" >&2; exit 1
+fi
+if [ -n "$5" ]; then chown -- "$5" "$tmp"; fi
+chmod -- "$3" "$tmp"
+mv -fT -- "$tmp" "$2"
+trap - EXIT'
+if [ "$folder_uid" = 0 ]; then
+    exec sh -c "$write" keybuzz-write "$folder" "$target" "$mode" "$sum" "$owner"
+fi
+if [ "$uid" != "$folder_uid" ]; then
+    echo "keybuzz: $target: its folder belongs to uid $folder_uid, so must the file (wanted $owner)" >&2; exit 1
+fi
+exec setpriv --reuid="$folder_uid" --regid="${group:-$folder_gid}" --clear-groups -- \
+    sh -c "$write" keybuzz-write "$folder" "$target" "$mode" "$sum" ""
+"""
+
+# A managed folder: created (with its parents) and given its owner and mode, only inside a folder nobody
+# else can change (every folder keybuzz manages sits in root's folders: a unit test checks the renders).
+# Arguments: path, mode, owner.
+_DIRECTORY_SCRIPT = _FOLDER_CHECK + r"""
+set -eu
+path=$1 mode=$2 owner=$3
+parent=$(dirname -- "$path")
+mkdir -p -- "$parent"
+folder_of "$parent"
+if [ "$folder_uid" != 0 ]; then
+    echo "keybuzz: $path: its parent belongs to uid $folder_uid; keybuzz manages folders in root's folders only" >&2
+    exit 1
+fi
+if [ ! -e "$path" ] && [ ! -L "$path" ]; then mkdir -m 0700 -- "$path"; fi
+folder_of "$path"
+chown -h -- "$owner" "$path"
+chmod -- "$mode" "$path"
+"""
+
+
+def directory_command(path: str, mode: int, owner: str) -> str:
+    """`sh -c SCRIPT NAME ARGS...`: the script is constant, every value an argument quoted once (shlex.join)."""
+    return shlex.join(["sh", "-c", _DIRECTORY_SCRIPT, "keybuzz-directory", path, f"{mode:04o}", owner])
+
+
+def write_argv(path: str, mode: int, owner: str, sha256: str) -> list[str]:
+    """The write of a file whose content comes on stdin, as an argv (see _WRITE_SCRIPT)."""
+    return ["sh", "-c", _WRITE_SCRIPT, "keybuzz-write", path, f"{mode:04o}", owner, sha256]
+
+
+def empty_file_argv(path: str) -> list[str]:
+    """A marker file (a service's own flag, in its data folder), created as the folder's owner; stdin: ""."""
+    return write_argv(path, 0o644, "-", hashlib.sha256(b"").hexdigest())
+
+
 def directory_action(spec: DirSpec, current: PathState) -> Action | None:
-    fix = f"chown {_q(spec.owner)} {_q(spec.path)} && chmod {spec.mode:04o} {_q(spec.path)}"
+    command = directory_command(spec.path, spec.mode, str(spec.owner))
     if not current.present:
-        return Action("directory", spec.path, "create", f"mkdir -p {_q(spec.path)} && {fix}")
+        return Action("directory", spec.path, "create", command)
     if current.kind != "directory":
         raise OperationFailed(f"{spec.path} exists and is not a directory ({current.kind})",
                               step=f"directory {spec.path}")
     changes = _mode_owner(current, spec.mode, spec.owner)
-    return Action("directory", spec.path, ", ".join(changes), fix) if changes else None
+    return Action("directory", spec.path, ", ".join(changes), command) if changes else None
 
 
 def write_command(path: str, mode: int, owner: str, sha256: str) -> str:
-    """Atomic write from stdin: temp file created 0600, checked against the expected hash (a cut
-    SSH channel ends `cat` with a truncated file and status 0), owned and moded, then renamed."""
-    tmp = f"{path}.keybuzz-tmp"
-    return (f"set -e; mkdir -p {_q(posixpath.dirname(path))}; umask 077; cat > {_q(tmp)}; "
-            f"echo {_q(f'{sha256}  {tmp}')} | sha256sum -c --status || {{ rm -f {_q(tmp)}; exit 1; }}; "
-            f"chown {_q(owner)} {_q(tmp)}; chmod {mode:04o} {_q(tmp)}; mv -f {_q(tmp)} {_q(path)}")
+    """The content comes on stdin (never in argv); see _WRITE_SCRIPT for why no write follows a link."""
+    return shlex.join(write_argv(path, mode, owner, sha256))
 
 
 def file_action(spec: FileSpec, current: PathState) -> Action | None:
@@ -84,8 +176,10 @@ def file_action(spec: FileSpec, current: PathState) -> Action | None:
     changes = _mode_owner(current, spec.mode, spec.owner)
     if not changes:
         return None
-    command = f"chown {_q(spec.owner)} {_q(spec.path)} && chmod {spec.mode:04o} {_q(spec.path)}"
-    return Action("metadata", spec.path, ", ".join(changes), command, file=spec)
+    # Rewritten rather than chown/chmod in place: the file's folder may be a container user's, where the
+    # path can be swapped for a link between the probe and the fix; the write path never follows one.
+    return Action("metadata", spec.path, ", ".join(changes), write_command(spec.path, spec.mode, str(spec.owner),
+                                                                          spec.sha256), stdin=spec.text, file=spec)
 
 
 def stop_and_remove(cli: ContainerCli, name: str, timeout_s: int) -> str:
@@ -184,18 +278,27 @@ def _is_under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _safe_to_remove(path: str) -> bool:
-    """Refuse to rm -rf a top-level folder (/, /opt, /etc...) whatever a module renders."""
-    return posixpath.normpath(path).count("/") >= 2
+def _safe_to_remove(path: str, removable: tuple[str, ...]) -> bool:
+    """An allow-list: only a folder at or under one of the module's own folders, each path written in its
+    normal form (absolute, at least two levels, no `.`, `..`, `//` or trailing `/`): a rendered or site
+    path that says otherwise (`//<module>` of a data_root `/`, `/opt/../etc`, `/opt`) never reaches `rm -rf`."""
+
+    def normal(p: str) -> bool:
+        return p.startswith("/") and not p.startswith("//") and posixpath.normpath(p) == p and p.count("/") >= 2
+
+    return normal(path) and any(normal(root) and _is_under(path, root) for root in removable)
 
 
 def removal_actions(plan: HostPlan, state: HostState, cli: ContainerCli, module: str, *,
-                    purge_data: bool) -> list[Action]:
+                    purge_data: bool, module_dirs: tuple[str, ...]) -> list[Action]:
     """Cleanup: the module's containers (by name and by label), files, then folders deepest first.
 
     Data folders (DirSpec.data), and any folder that holds one, are kept unless purge_data. With it, a
     folder that is a mount point (a volume) is emptied and stays mounted; a folder holding one stays.
+    A folder is removed only at or under the module's own folders: `module_dirs` (its folders under the
+    site's data_root and config_root) and /etc/keybuzz/<module>; any other stops the cleanup before it acts.
     """
+    removable = tuple(dict.fromkeys((*module_dirs, f"/etc/keybuzz/{module}")))
     if state.container_error:  # never delete the configs of containers we could not see, let alone stop
         raise OperationFailed(f"`{cli.name} ps` failed: {state.container_error}", step="list containers")
     actions: list[Action] = []
@@ -224,8 +327,11 @@ def removal_actions(plan: HostPlan, state: HostState, cli: ContainerCli, module:
             continue
         if not state.path(spec.path).present:
             continue
-        if not _safe_to_remove(spec.path):
-            raise OperationFailed(f"refusing to remove top-level folder {spec.path}", step=f"remove {spec.path}")
+        if not _safe_to_remove(spec.path, removable):
+            raise OperationFailed(f"refusing to remove {spec.path!r}: keybuzz removes only folders at or under "
+                                  f"the module's own ({', '.join(removable)}), written without `.`, `..` or `//`; "
+                                  "check keybuzz.yaml paths.data_root and paths.config_root",
+                                  step=f"remove {spec.path}")
         if spec.data and spec.path in state.mounts:  # a volume: emptied, never unmounted, detached or reformatted
             actions.append(Action("remove", spec.path, "empty the volume mounted here",
                                   f"find {_q(spec.path)} -xdev -mindepth 1 -delete"))

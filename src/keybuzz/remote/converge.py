@@ -140,12 +140,12 @@ async def converge_host(host: SshHost, plan: HostPlan, cli: ContainerCli, *, dry
 
 
 async def remove_host(host: SshHost, plan: HostPlan, cli: ContainerCli, module: str, *, purge_data: bool,
-                      dry_run: bool, reporter: Reporter) -> HostOutcome:
+                      module_dirs: tuple[str, ...], dry_run: bool, reporter: Reporter) -> HostOutcome:
     outcome = HostOutcome(host.hostname)
 
     async def work() -> None:
         state = await probe(host, probed_paths(plan), cli.name, [s.name for s in plan.services], mounts=purge_data)
-        actions = removal_actions(plan, state, cli, module, purge_data=purge_data)
+        actions = removal_actions(plan, state, cli, module, purge_data=purge_data, module_dirs=module_dirs)
         if dry_run:
             for action in actions:
                 reporter.show(action_line(host.hostname, action))

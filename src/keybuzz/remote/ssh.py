@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
+from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +211,10 @@ class SshHost:
         started = time.monotonic()
         try:
             async with self.pool.sessions(self.hostname):
-                proc = await conn.run(command, input=stdin, timeout=limit, check=False)
+                # No input (None or ""): stdin is closed at once, or a command reading it (`cat` writing an
+                # empty file) would wait for an EOF that asyncssh only sends after some input.
+                proc = await conn.run(command, input=stdin or None, stdin=PIPE if stdin else DEVNULL,
+                                      timeout=limit, check=False)
         except asyncssh.TimeoutError:
             raise CommandFailed(f"{self.hostname}: `{redact(_short(command))}` still running after {limit:g} s",
                                 host=self.hostname, step=_short(command)) from None

@@ -24,6 +24,16 @@ FSTAB_MARK = "x-keybuzz"
 # server): nofail lets it boot, and the mount point underneath is 0000 root, so a database that
 # starts without its volume fails on a permission error instead of writing to the root disk.
 FSTAB_BOOT_OPTIONS = ("nofail",)
+# The filesystem label keybuzz writes at mkfs (XFS allows 12 characters): what tells a volume keybuzz
+# made for a data path from any other XFS attached to the server.
+LABEL_PREFIX = "kb-"
+
+
+def label(use: str) -> str:
+    """`mariadb.data` -> `kb-mari-data`: the prefix, then up to 4 characters of the module and of the
+    data path's name. Deterministic, so a re-install over kept volumes recognises them."""
+    module, _, name = use.partition(".")
+    return f"{LABEL_PREFIX}{module[:4]}-{name[:4]}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,10 @@ class Volume:
     filesystem: str
     options: tuple[str, ...]
     min_free_percent: int
+
+    @property
+    def label(self) -> str:
+        return label(self.use)
 
 
 def declared_paths(site: Site, modules: Sequence[Module]) -> dict[str, tuple[Module, VolumePath]]:

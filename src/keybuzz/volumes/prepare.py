@@ -1,10 +1,12 @@
 """Volumes on the servers: probe, prepare (format a blank device, fstab by UUID, mount) and check.
 
 Prepare runs in its own phase before the module's deploy: every volume of the module is probed
-once, first, and one refusal anywhere stops the run before any volume is touched. Then, per volume:
-mkfs only on a blank device (and without -f: mkfs refuses an existing filesystem by itself),
-the fstab line by UUID, the mount point made 0000 root (what a service finds when the volume is
-missing at boot), the mount. Converge then gives the mounted folder the module's owner and mode.
+once, first, and one refusal anywhere stops the run before any volume is touched (a probe tool
+that failed is a refusal). Then, per volume: mkfs only on a blank device, probed again right before,
+by its stable path, with the data path's label (and without -f: mkfs refuses an existing filesystem
+by itself), the fstab line by UUID, the mount point made 0000 root (what a service finds when the
+volume is missing at boot), the mount; an adopted XFS of an earlier keybuzz gets its label. Converge
+then gives the mounted folder the module's owner and mode.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from keybuzz.remote.probe import owner_matches
 from keybuzz.volumes import device, plan
 from keybuzz.volumes.plan import Volume
 
-TOOLS = ("blkid", "wipefs", "lsblk", "findmnt", "mkfs.xfs")
+TOOLS = ("blkid", "wipefs", "lsblk", "findmnt", "mkfs.xfs", "xfs_io")
 TOOLS_FIX = "install util-linux and xfsprogs on the server (`apt-get install xfsprogs`)"
 
 
@@ -88,16 +90,13 @@ async def _prepare_one(engine: Engine, volume: Volume, state: device.DeviceState
     host = engine.host(volume.host)
     uuid = state.uuid
     if decision.format:
-        engine.changed(volume.host, f"format {volume.device} ({state.real}) {volume.filesystem}: a blank device")
+        engine.changed(volume.host, f"format {volume.device} ({state.real}) {volume.filesystem} labelled "
+                       f"{volume.label}: a blank device")
         if engine.dry_run:
             engine.changed(volume.host, f"{plan.FSTAB}: mount the new filesystem at {volume.path} by its UUID")
             engine.changed(volume.host, f"mount {volume.device} at {volume.path}")
             return
-        await host.run(["mkfs.xfs", "-q", state.real], timeout=600)
-        uuid = (await host.run(["blkid", "-p", "-s", "UUID", "-o", "value", state.real], timeout=30)).stdout.strip()
-        if not uuid:
-            raise OperationFailed(f"{volume.device} ({state.real}) has no filesystem UUID after mkfs.xfs",
-                                  host=volume.host, step="volumes")
+        uuid = await _format(engine, volume, state)
     await engine.ensure_line(volume.host, plan.FSTAB, plan.fstab_line(volume, uuid), match=plan.fstab_match(volume))
     path = shlex.quote(volume.path)
     if decision.mount:
@@ -110,6 +109,26 @@ async def _prepare_one(engine: Engine, volume: Volume, state: device.DeviceState
         engine.changed(volume.host, f"remount {volume.path} with {options}")
         if not engine.dry_run:
             await host.run(["mount", "-o", f"remount,{options}", volume.path], timeout=60)
+    if decision.label:
+        engine.changed(volume.host, f"label {volume.device} {volume.label}: an unlabelled XFS that keybuzz's "
+                       f"{plan.FSTAB} line names")
+        if not engine.dry_run:
+            await host.shell(device.label_script(volume, state.real), timeout=60)
+
+
+async def _format(engine: Engine, volume: Volume, probed: device.DeviceState) -> str:
+    """mkfs once a new probe finds the same device node still blank; the new filesystem's UUID."""
+    problem = device.recheck(volume, probed, await probe(engine, volume))
+    if problem:
+        raise OperationFailed(problem, host=volume.host, step="volumes")
+    await engine.host(volume.host).run(device.format_argv(volume), timeout=600)
+    made = await probe(engine, volume)
+    if (made.fs_type, made.label, made.failures) != (volume.filesystem, volume.label, ()) or not made.uuid:
+        raise OperationFailed(f"{volume.device} ({made.real}) holds {made.found} after mkfs.xfs, not "
+                              f"{volume.filesystem} labelled {volume.label}"
+                              + "".join(f"; {failure}" for failure in made.failures), host=volume.host,
+                              step="volumes")
+    return made.uuid
 
 
 # -- checks ---------------------------------------------------------------------------------------
@@ -118,7 +137,7 @@ def _check(volume: Volume, state: device.DeviceState, free: str, owner: str) -> 
     """`free`: df's size and available KiB, then stat's uid:gid and user:group of the mounted folder;
     `owner`: what the module's render wants there (chown syntax)."""
     name = f"volume {volume.use} on {volume.host}"
-    problems = []
+    problems = [f"probe failed: {failure}" for failure in state.failures]
     if not state.mounted_here:
         problems.append(f"{volume.device} is not mounted at {volume.path}"
                         + (f" ({state.path_source} is)" if state.path_source else ""))
@@ -127,7 +146,7 @@ def _check(volume: Volume, state: device.DeviceState, free: str, owner: str) -> 
     missing = [o for o in volume.options if o not in state.path_options]
     if state.mounted_here and missing:
         problems.append(f"mounted without {', '.join(missing)}")
-    if not any(line.startswith(f"UUID={state.uuid} ") for line in state.fstab):
+    if not state.in_fstab:
         problems.append(f"no {plan.FSTAB} line mounts UUID {state.uuid or '?'} there (a reboot would lose it)")
     fields = free.split()
     if len(fields) == 4 and fields[0].isdigit() and fields[1].isdigit():
@@ -144,7 +163,8 @@ def _check(volume: Volume, state: device.DeviceState, free: str, owner: str) -> 
             problems.append("df gave nothing")
     if problems:
         return CheckResult(name, False, "; ".join(problems) + f" ({figures})")
-    return CheckResult(name, True, f"{volume.device} {volume.filesystem} at {volume.path}, {figures}")
+    return CheckResult(name, True, f"{volume.device} {volume.filesystem} {state.label or 'unlabelled'} at "
+                       f"{volume.path}, {figures}")
 
 
 async def checks(engine: Engine, module: Module) -> list[CheckResult]:

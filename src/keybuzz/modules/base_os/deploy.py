@@ -233,13 +233,14 @@ class BaseOsDeploy:
         table, rb = f"inet {layout.TABLE}", layout.ROLLBACK_DIR
         rollback = (f"nft delete table {table} 2>/dev/null; "
                     f"if [ -s {rb}/previous.nft ]; then nft -f {rb}/previous.nft; fi")
+        guard = f"sleep {layout.ROLLBACK_AFTER_S}; sh {q(rb + '/rollback.sh')}"
         await self._sh(host, "\n".join([
             "set -e",
             f"nft -c -f {q(layout.FIREWALL_FILE)}",
             f"mkdir -p -m 0700 {rb}",
             f"nft list table {table} > {rb}/previous.nft 2>/dev/null || : > {rb}/previous.nft",
             f"printf '%s\\n' {q(rollback)} > {rb}/rollback.sh",
-            f"setsid sh -c 'sleep {layout.ROLLBACK_AFTER_S}; sh {rb}/rollback.sh' </dev/null >/dev/null 2>&1 &",
+            f"setsid sh -c {q(guard)} </dev/null >/dev/null 2>&1 &",
             f"echo $! > {rb}/guard.pid",
             f"nft -f {q(layout.FIREWALL_FILE)}",
         ]))

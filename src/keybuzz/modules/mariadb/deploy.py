@@ -23,6 +23,7 @@ from keybuzz.errors import OperationFailed
 from keybuzz.modules.mariadb import bootscript, layout, users
 from keybuzz.modules.mariadb.state import NodeState, cluster_problems, via_sql
 from keybuzz.poll import NotYet
+from keybuzz.remote.actions import empty_file_argv
 from keybuzz.render import Plans
 
 BOOTSTRAP_TIMEOUT_S = 180
@@ -96,7 +97,7 @@ class MariadbDeploy:
     async def _bootstrap(self, host: str) -> None:
         await self.ctx.converge([host], {host: self.plans[host].without_containers(layout.SERVER_CONTAINER)})
         if not self.ctx.dry_run:
-            await self.ctx.host(host).run(["touch", f"{self.paths.data}/{bootscript.MARK}"], timeout=30)
+            await self.ctx.host(host).run(empty_file_argv(f"{self.paths.data}/{bootscript.MARK}"), stdin="", timeout=30)
         self.ctx.changed(host, "bootstrap a new primary component here (--wsrep-new-cluster, once)")
         await self.ctx.converge([host], self.plans)
         await self.ctx.wait_for(f"{host} Synced in a new primary component", lambda: self._healthy(host),

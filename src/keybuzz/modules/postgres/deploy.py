@@ -9,13 +9,13 @@ changes are applied with POST /reload and DCS settings with PATCH /config, not w
 from __future__ import annotations
 
 import asyncio
-import shlex
 import time
 from typing import Any
 
 import psycopg
 
 from keybuzz.contract import DeployContext
+from keybuzz.contract.context import file_sha256
 from keybuzz.contract.rolling import roll
 from keybuzz.errors import OperationFailed
 from keybuzz.haproxy import one_up_problems
@@ -34,12 +34,6 @@ from keybuzz.render import Plans, filled
 LEADER_TIMEOUT_S = 120
 CLUSTER_TIMEOUT_S = 180
 WRITE_PATH_TIMEOUT_S = 60
-
-
-async def file_sha256(ctx: DeployContext, hostname: str, path: str) -> str:
-    result = await ctx.host(hostname).run(["sh", "-c", f"sha256sum {shlex.quote(path)} 2>/dev/null || true"],
-                                          check=False, timeout=30)
-    return result.stdout.split()[0] if result.stdout.strip() else ""
 
 
 def dcs_differences(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:

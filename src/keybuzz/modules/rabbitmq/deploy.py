@@ -17,11 +17,13 @@ import asyncio
 import pika
 
 from keybuzz.contract import DeployContext
+from keybuzz.contract.context import file_sha256
 from keybuzz.contract.rolling import roll
 from keybuzz.errors import OperationFailed
 from keybuzz.haproxy import up_by_haproxy
 from keybuzz.modules.rabbitmq import api, client, layout, lb
 from keybuzz.poll import NotYet, describe
+from keybuzz.remote.actions import empty_file_argv
 from keybuzz.render import Plans
 
 FORMATION_TIMEOUT_S = 300  # nodes wait up to 5 minutes for their peers' tables
@@ -100,7 +102,8 @@ class RabbitmqDeploy:
         """The operator's choice: each stopped node boots from its own data, not waiting for peers."""
         for host in self.nodes:
             if await self._has_data(host):  # RabbitMQ's own marker, what `rabbitmqctl force_boot` writes
-                await self.ctx.host(host).run(["touch", f"{self._node_dir(host)}/force_load"], timeout=30)
+                await self.ctx.host(host).run(empty_file_argv(f"{self._node_dir(host)}/force_load"), stdin="",
+                                              timeout=30)
                 self.ctx.changed(host, "force boot: the node will not wait for its peers' tables")
 
     async def _safe_to_stop(self, host: str) -> None:
@@ -120,12 +123,7 @@ class RabbitmqDeploy:
 
     # --- definitions -------------------------------------------------------------------------------------
     async def _definitions_hashes(self) -> dict[str, str]:
-        async def one(host: str) -> str:
-            result = await self.ctx.host(host).run(["sh", "-c", f"sha256sum {self.paths.definitions} 2>/dev/null"],
-                                                   check=False, timeout=30)
-            return result.stdout.split()[0] if result.stdout.strip() else ""
-
-        hashes = await asyncio.gather(*(one(h) for h in self.nodes))
+        hashes = await asyncio.gather(*(file_sha256(self.ctx, h, self.paths.definitions) for h in self.nodes))
         return dict(zip(self.nodes, hashes, strict=True))
 
     async def _import_changed(self, before: dict[str, str]) -> None:
