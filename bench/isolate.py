@@ -130,7 +130,8 @@ async def main(args: argparse.Namespace) -> None:
     try:
         site = load_site(lab.site_dir)
         async with Engine(site, console=Console(quiet=True)) as engine:
-            await install_modules(engine, [module_by_name("postgres"), module_by_name("redis")])
+            await install_modules(engine, [module_by_name("postgres"), module_by_name("redis")],
+                                  allow_missing_base_os=True)
         chosen = args.modules.split(",")
         rows = [*(await postgres_rows(site, lab, args.writers, args.hold_pg) if "postgres" in chosen else []),
                 *(await redis_rows(site, lab, args.writers, args.hold_redis) if "redis" in chosen else [])]

@@ -59,7 +59,7 @@ async def install_all(site: Site) -> float:
 
 
 async def figures(site: Site) -> dict[str, float]:
-    base = layout.prometheus_urls(site)[0]
+    base = api.prometheus(site, layout.monitors(site)[0])
     out = {}
     for label, expr in FIGURES.items():
         rows = await api.query(base, expr)

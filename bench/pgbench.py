@@ -61,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         site = load_site(lab.site_dir)
         async with Engine(site, console=Console(quiet=True)) as engine:
-            await install_modules(engine, [module_by_name("postgres")])
+            await install_modules(engine, [module_by_name("postgres")], allow_missing_base_os=True)
         host = site.with_role("db")[0].hostname
         creds = site.credentials[layout.MODULE]
         line = f"*:*:*:{creds['POSTGRES_APP_USER']}:{creds['POSTGRES_APP_PASSWORD']}\n"

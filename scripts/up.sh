@@ -30,7 +30,8 @@ The lab is up and the platform is deployed on it.
   S3:          http://$vip:9000 (SeaweedFS)                          (keys: $SITE/credentials/minio.env)
   MariaDB:     mysql -h $maria_vip -P 3306 -u erpnext -p erpnext       (password: $SITE/credentials/mariadb.env;
                through the lab's HAProxy stand-in for ProxySQL)
-  Prometheus:  http://$monitor:9090   Alertmanager: http://$monitor:9093   ($KB validate monitoring --site $SITE;
+  Prometheus:  http://$monitor:9090   Alertmanager: http://$monitor:9093   (login: $SITE/credentials/monitoring.env;
+               $KB validate monitoring --site $SITE;
                no Grafana server can run here: dashboards rendered to /opt/keybuzz/monitoring/config/grafana)
   drills:      $KB failover postgres --scenario poweroff-leader --site $SITE
                $KB failover mariadb --scenario poweroff-writer --site $SITE

@@ -3,9 +3,11 @@
 
 Each module runs its own HAProxy container on the haproxy servers (haproxy-<module>) with its own
 file, as the seed had one file per service; a module's cleanup then never touches another
-module's traffic. Binds are always 0.0.0.0: the managed load balancer owns the VIP (definitive
-design A). The containers share the servers' network, so each has its own stats port: the site's
-`haproxy.stats_port` plus the module's slot.
+module's traffic. Every bind is the server's own private address (plus 127.0.0.1 where a peer on the
+same server connects), never a wildcard: the managed load balancer owns the VIP (definitive design A)
+and forwards to the servers' private addresses, and a public interface gets nothing. The containers
+share the servers' network, so each has its own stats port: the site's `haproxy.stats_port` plus the
+module's slot.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from keybuzz import jsonhttp
 from keybuzz.containers import ContainerSpec, Mount
 from keybuzz.images import ImageSpec, LabRecipe
 from keybuzz.poll import describe
@@ -33,7 +35,9 @@ class Section:
     lines: tuple[str, ...] = field(default=())
 
 
-def render_config(sections: list[Section], *, stats_port: int, maxconn: int = 4096) -> str:
+def render_config(sections: list[Section], *, address: str, stats_port: int, maxconn: int = 4096) -> str:
+    """The whole file; `address` is the server's private address, where the stats listener binds
+    (read by the installer and scraped by the monitor servers)."""
     head = [
         "# Rendered by keybuzz: edits are overwritten on the next install.",
         "global",
@@ -51,7 +55,7 @@ def render_config(sections: list[Section], *, stats_port: int, maxconn: int = 40
         "",
         "listen stats",
         "    mode http",
-        f"    bind 0.0.0.0:{stats_port}",
+        f"    bind {address}:{stats_port}",
         "    stats enable",
         "    stats uri /stats",
         "    stats refresh 5s",
@@ -127,7 +131,7 @@ def up_servers(states: list[ServerState], backend: str) -> list[str]:
 
 
 def _fetch(ip: str, port: int, timeout: float) -> str:
-    with urllib.request.urlopen(f"http://{ip}:{port}/stats;csv", timeout=timeout) as response:
+    with jsonhttp.open_url(f"http://{ip}:{port}/stats;csv", timeout=timeout) as response:
         return response.read().decode(errors="replace")
 
 

@@ -93,7 +93,7 @@ def check_no_vip_bind(data: LintInput) -> Iterable[Hit]:
             for address in _bind_addresses(spec.path, spec.content):
                 if address in vips:
                     yield f"render {host}:{spec.path}", f"binds the load-balancer VIP {address}", \
-                        "bind 0.0.0.0 (definitive design A): the managed load balancer owns the VIP"
+                        "bind the server's private address (design A): the managed load balancer owns the VIP"
 
 
 def check_load_balancer_targets(data: LintInput) -> Iterable[Hit]:

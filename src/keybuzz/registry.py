@@ -58,7 +58,8 @@ def module_by_name(name: str, modules: list[Module] | None = None) -> Module:
 # -- the site: sections, credentials, requirements -------------------------------------------------
 
 def credential_files(modules: list[Module] | None = None) -> list[CredentialFile]:
-    return [m.credentials for m in modules or MODULES if m.credentials]
+    chosen = modules or MODULES
+    return [m.credentials for m in chosen if m.credentials] + [f for m in chosen for f in m.operator_credentials]
 
 
 def schema(modules: list[Module] | None = None) -> SiteSchema:

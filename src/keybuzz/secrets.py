@@ -9,25 +9,40 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets as _csprng
 import stat
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from keybuzz.errors import InputError, InputErrors, display_path
+from keybuzz.values import OPAQUE, OPAQUE_SECRET, PASSWORD, ValueKind
 
 REDACTED = "***"
 _ALPHABET = string.ascii_letters + string.digits
-MIN_SECRET_LENGTH = 8
 SECRET_SUFFIXES = ("_PASSWORD", "_TOKEN", "_COOKIE", "_SECRET", "_KEY")
 
 
 @dataclass(frozen=True)
 class CredentialSpec:
+    """One key of a credentials file and the kind of value it holds (checked at load, with its line).
+    A secret key (SECRET_SUFFIXES) is a PASSWORD unless its kind says otherwise; `generated=False` keys
+    are the operator's to write (a paging URL): `init` leaves them out."""
+
     key: str
     default: str | None = None  # a fixed non-secret value (user names); None means generate
     length: int = 32
+    kind: ValueKind | None = None
+    generated: bool = True
+
+    @property
+    def value_kind(self) -> ValueKind:
+        if self.kind is not None:
+            return self.kind
+        if is_secret_key(self.key):
+            return PASSWORD
+        raise ValueError(f"credential {self.key} declares no kind of value (CredentialSpec(kind=...))")
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,13 @@ class _Redactor:
 redact = _Redactor()
 
 
+def derived_secret(value: str) -> str:
+    """A value computed from secrets (base64 of user:password, a password hash, a verifier): as secret as
+    what it came from, so it is redacted wherever it would be shown, like a credential. Returns it."""
+    redact.add(value)
+    return value
+
+
 class RedactingFilter(logging.Filter):
     """Attach to every handler: the formatted message is redacted before it is written."""
 
@@ -103,19 +125,51 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
-def parse_env(text: str, file: str) -> tuple[dict[str, str], list[InputError]]:
-    values: dict[str, str] = {}
-    errors: list[InputError] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+@dataclass
+class EnvFile:
+    """A parsed .env file: its values, the line of each key, and the lines that could not be read."""
+
+    values: dict[str, str] = field(default_factory=dict, repr=False)
+    lines: dict[str, int] = field(default_factory=dict)
+    errors: list[InputError] = field(default_factory=list)
+
+
+def _unquoted(value: str) -> str:
+    """A value written between a pair of matching quotes is the text between them."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def read_env(text: str, file: str) -> EnvFile:
+    """KEY=value lines (`#` comments, blank lines); split on \n only, so line numbers are an editor's."""
+    env = EnvFile()
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
-        if not sep or not key.strip().isidentifier():
-            errors.append(InputError(file, number, "not a KEY=value line", "write KEY=value, no spaces in KEY"))
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            env.errors.append(InputError(file, number, "not a KEY=value line", "write KEY=value, no spaces in KEY"))
             continue
-        values[key.strip()] = value.strip().strip('"').strip("'")
-    return values, errors
+        if key in env.lines:
+            env.errors.append(InputError(file, number, f"{key} is set twice (first on line {env.lines[key]})",
+                                         "keep one line: which one counts must not be a guess"))
+            continue
+        env.values[key], env.lines[key] = _unquoted(value.strip()), number
+    return env
+
+
+def parse_env(text: str, file: str) -> tuple[dict[str, str], list[InputError]]:
+    env = read_env(text, file)
+    return env.values, env.errors
+
+
+def _kind_of(key: str, declared: dict[str, ValueKind]) -> ValueKind:
+    """A declared key's kind. A key no module declares is only stored (third parties' keys for the
+    applications): printable, and secret when its name says so."""
+    return declared.get(key) or (OPAQUE_SECRET if is_secret_key(key) else OPAQUE)
 
 
 def _write_private(path: Path, content: str) -> None:
@@ -160,31 +214,34 @@ class CredentialStore:
                                          f"chmod 600 {file}"))
         return errors
 
-    def load(self) -> tuple[dict[str, dict[str, str]], list[InputError]]:
-        """Every service's values, each secret registered for redaction."""
+    def load(self, files: tuple[CredentialFile, ...] | list[CredentialFile] = ()) -> tuple[
+            dict[str, dict[str, str]], list[InputError]]:
+        """Every service's values, each secret registered for redaction, each value checked against the kind
+        `files` declare for its key (a value of the wrong kind is an error at its line, never shown when secret)."""
         result: dict[str, dict[str, str]] = {}
         errors: list[InputError] = []
         if not self.folder.is_dir():
             return result, errors
+        kinds = {f.service: {spec.key: spec.value_kind for spec in f.specs} for f in files}
         for file in sorted(self.folder.glob("*.env")):
+            shown = display_path(file)
             try:
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                errors.append(InputError(display_path(file), 0, f"cannot read: {type(exc).__name__}",
+                errors.append(InputError(shown, 0, f"cannot read: {type(exc).__name__}",
                                          "credentials files are UTF-8 text, readable by the installer"))
                 continue
-            values, file_errors = parse_env(text, display_path(file))
-            errors.extend(file_errors)
-            for key, value in values.items():
-                if is_secret_key(key):
+            env = read_env(text, shown)
+            errors.extend(env.errors)
+            declared = kinds.get(file.stem, {})
+            for key, value in env.values.items():
+                kind = _kind_of(key, declared)
+                if kind.secret or is_secret_key(key):
                     redact.add(value)
-                    if len(value) < MIN_SECRET_LENGTH:  # weak, and too short to redact safely
-                        line = next((n for n, raw in enumerate(text.splitlines(), start=1)
-                                     if raw.strip().startswith(f"{key}=")), 0)
-                        errors.append(InputError(
-                            display_path(file), line, f"{key} is shorter than {MIN_SECRET_LENGTH} characters",
-                            "use a long random value: delete the line and run `keybuzz init SITE --credentials`"))
-            result[file.stem] = values
+                problem = kind.problem(value)
+                if problem:
+                    errors.append(InputError(shown, env.lines[key], f"{key}: {problem}", kind.hint))
+            result[file.stem] = env.values
         return result, errors
 
     def missing_errors(self, files: list[CredentialFile]) -> list[InputError]:
@@ -196,7 +253,7 @@ class CredentialStore:
                 errors.append(InputError(display_path(path), 0, "credentials file is missing", ADD_HINT))
                 continue
             present, _ = parse_env(path.read_text(), display_path(path))
-            missing = [spec.key for spec in file.specs if spec.key not in present]
+            missing = [spec.key for spec in file.specs if spec.key not in present and spec.generated]
             if missing:
                 errors.append(InputError(display_path(path), 0, "missing " + ", ".join(missing), ADD_HINT))
         return errors
@@ -222,7 +279,7 @@ class CredentialStore:
             if path.exists():
                 text = path.read_text()
                 existing, _ = parse_env(text, str(path))
-            missing = [spec for spec in file.specs if spec.key not in existing]
+            missing = [spec for spec in file.specs if spec.key not in existing and spec.generated]
             if not missing:
                 continue
             if text and not text.endswith("\n"):

@@ -136,7 +136,7 @@ def test_machine_wide_settings_never_reach_the_machine(lab: Lab, site: Site, fir
 def test_dry_run_shows_the_rule_diff_and_changes_nothing(lab: Lab, config: Config, first_install: Run) -> None:
     before = table_hash(lab, "app-01")
     changed = config.change(lambda b: b.setdefault("firewall", {}).update(
-        open=[{"port": 9998, "role": "app", "allow_from": ["haproxy"], "service": "app metrics"}]))
+        open=[{"port": 9998, "role": "app", "allow_from": ["haproxy"], "service": "app-metrics"}]))
     buffer = io.StringIO()
 
     async def go() -> int:
@@ -148,7 +148,7 @@ def test_dry_run_shows_the_rule_diff_and_changes_nothing(lab: Lab, config: Confi
     text = buffer.getvalue()
     assert would >= 2  # the file and the table, on app-01 only
     # the rule diff (the console turns tabs into spaces)
-    assert re.search(r'^\+\s+tcp dport 9998 ip saddr @role_haproxy accept comment "app metrics \(site\) from role '
+    assert re.search(r'^\+\s+tcp dport 9998 ip saddr @role_haproxy accept comment "app-metrics \(site\) from role '
                      r'haproxy"$', text, re.M), text
     assert "app-01" in text and "haproxy-01 /etc/keybuzz" not in text
     assert table_hash(lab, "app-01") == before

@@ -40,7 +40,7 @@ def run(site: Site, module: DemoModule, *, dry_run: bool = False) -> Run:
     async def go() -> Run:
         async with Engine(site, dry_run=dry_run, console=Console(file=buffer, width=240)) as engine:
             try:
-                results = await install_modules(engine, [module])
+                results = await install_modules(engine, [module], allow_missing_base_os=True)
             except InstallFailed as exc:
                 exc.stats, exc.output = engine.stats, buffer.getvalue()  # type: ignore[attr-defined]
                 raise

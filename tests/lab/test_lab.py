@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
 import socket
 import subprocess
 import time
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from listeners import lab_wildcard_listeners  # tests/lab is on sys.path
 
 from keybuzz.lab import Lab, LabError, kernel
 from keybuzz.lab.images import image_refs
@@ -226,3 +228,31 @@ def test_up_after_a_half_failed_up_works_and_down_leaves_nothing(lab: Lab) -> No
     left = [*cgroups.glob(f"libpod_parent/libpod-{ids[0]}"), *cgroups.glob(f"*/libpod_parent/libpod-{ids[0]}")]
     assert left == [], "container cgroups left"
     assert not SCRATCH_DIR.exists()
+
+
+# Listens on every interface until killed, in the three forms ss shows: TCP 0.0.0.0, UDP [::] (IPv6
+# only) and a dual-stack TCP socket on "::" (`*`).
+WILDCARD_LISTENER = """import socket, sys, time
+port = int(sys.argv[1])
+tcp = socket.socket(); tcp.bind(("0.0.0.0", port)); tcp.listen()
+udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); udp.bind(("::", port))
+dual = socket.socket(socket.AF_INET6); dual.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+dual.bind(("::", port + 1)); dual.listen()
+time.sleep(120)"""
+
+
+def test_the_listener_check_sees_wildcard_listeners(lab: Lab) -> None:
+    """The module lab tests assert that no host listens on a wildcard address: the check sees one, TCP and UDP."""
+    pid = lab.exec("app-01", ["sh", "-c", f"setsid python3 -c {shlex.quote(WILDCARD_LISTENER)} 9977 </dev/null "
+                                          ">/dev/null 2>&1 & echo $!"], check=True).stdout.strip()
+    try:
+        def all_three() -> list[str] | None:
+            found = [x for x in lab_wildcard_listeners(lab) if ":997" in x]
+            return found if len(found) >= 3 else None
+
+        found = wait_for(all_three, 10, "the wildcard listeners are seen")
+        assert sorted(x.split(" users:")[0] for x in found) == [
+            "app-01: tcp *:9978", "app-01: tcp 0.0.0.0:9977", "app-01: udp [::]:9977"]
+    finally:
+        lab.exec("app-01", ["kill", pid])

@@ -25,6 +25,7 @@ from engine_runs import (  # tests/lab is on sys.path
     install_under_writes,
     validate,
 )
+from listeners import lab_wildcard_listeners
 
 from keybuzz.drills.report import RoundResult
 from keybuzz.lab import Lab
@@ -86,6 +87,10 @@ def test_deploy_then_rerun_changes_nothing(site: Site, first_install: tuple[Run,
         again = install(site, module)
         print(f"\n{module.name} re-run: {again.seconds:.1f} s")
         assert (again.stats.changes, again.stats.restarts) == (0, 0), again.output
+
+
+def test_no_listener_in_the_lab_binds_a_wildcard_address(lab: Lab, first_install: tuple[Run, Run]) -> None:
+    assert lab_wildcard_listeners(lab) == []  # MariaDB, Galera, health agents, stand-ins
 
 
 def test_validate_both_modules(site: Site, first_install: tuple[Run, Run]) -> None:

@@ -1,6 +1,7 @@
 """Monitoring on the lab with real Prometheus, Alertmanager and exporters: deploy, re-run, every
-target up, every dashboard query answered, least-privilege exporter logins, and the alerts a
-PostgreSQL and a Redis drill cause, fired and resolved.
+target up, every dashboard query answered, least-privilege exporter logins, the web APIs behind the
+site's login on private addresses, and the alerts a PostgreSQL and a Redis drill cause, fired and
+resolved (read with the login).
 
 The site here is the lab's with the haproxy, db, redis, monitor and app servers only (PostgreSQL
 and Redis are what is drilled), so every target it declares is one that runs; it scrapes and
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import shlex
 import shutil
@@ -23,11 +25,13 @@ import redis
 import yaml
 from engine_runs import Run, cleanup, drill_round, install, validate  # tests/lab is on sys.path
 
+from keybuzz import jsonhttp
 from keybuzz.drills.alerts import AlertTiming
 from keybuzz.lab import Lab
 from keybuzz.modules.monitoring import MODULE, api, dashboards, layout
 from keybuzz.modules.postgres import MODULE as POSTGRES
 from keybuzz.modules.redis import MODULE as REDIS
+from keybuzz.modules.redis.layout import MASTER_NAME
 from keybuzz.registry import load_site, site_modules
 from keybuzz.site import Site
 from keybuzz.site.writer import ServerRow, servers_tsv
@@ -55,7 +59,8 @@ def _partial_site(source: Path, target: Path) -> Path:
     return target
 
 
-# The paging service's stand-in: every POST appended as one JSON line {path, at, body}.
+# The paging service's stand-in on the app server's private address: every POST appended as one
+# JSON line {path, at, body}.
 SINK_PROGRAM = r"""
 import http.server, json, sys, time
 class Sink(http.server.BaseHTTPRequestHandler):
@@ -67,7 +72,7 @@ class Sink(http.server.BaseHTTPRequestHandler):
         self.end_headers()
     def log_message(self, *args):
         pass
-http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), Sink).serve_forever()
+http.server.ThreadingHTTPServer((sys.argv[3], int(sys.argv[1])), Sink).serve_forever()
 """
 SINK_PORT = 9099
 SINK_PATH = f"/page/{secrets.token_hex(12)}"  # the secret part of the URL, as a paging service's token
@@ -87,7 +92,8 @@ def site(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         install(site, module)
     sink = _sink_host(site)
     lab.exec(sink, ["sh", "-c", f"rm -f {SINK_LOG}; nohup python3 -c {shlex.quote(SINK_PROGRAM)} {SINK_PORT} "
-                                f"{SINK_LOG} >/dev/null 2>&1 </dev/null & echo $! > {SINK_PID}"], check=True)
+                                f"{SINK_LOG} {site.server(sink).private_ip} >/dev/null 2>&1 </dev/null & "
+                                f"echo $! > {SINK_PID}"], check=True)
     yield site
     lab.exec(sink, ["sh", "-c", f"kill $(cat {SINK_PID}) 2>/dev/null; rm -f {SINK_PID} {SINK_LOG}"])
     cleanup(site, MODULE, purge_data=True)  # the other modules' drills run without alerts to wait for
@@ -100,8 +106,8 @@ def first_install(site: Site) -> Run:
     return run
 
 
-def prometheus(site: Site) -> str:
-    return layout.prometheus_urls(site)[0]
+def prometheus(site: Site) -> api.WebApi:
+    return api.prometheus(site, layout.monitors(site)[0])
 
 
 def test_deploy_validate_then_rerun_changes_nothing(site: Site, first_install: Run) -> None:
@@ -127,6 +133,35 @@ def test_every_target_of_the_site_is_scraped_and_up(site: Site, first_install: R
     assert [t for t in targets if t.health != "up"] == []
 
 
+def _status(url: str, auth: str | None, method: str = "GET", body: object = None) -> int:
+    status, _ = asyncio.run(jsonhttp.request(url, method=method, body=body, auth=auth, timeout=5))
+    return status
+
+
+def test_the_web_apis_want_the_sites_login_and_listen_on_private_addresses(site: Site, lab: Lab,
+                                                                            first_install: Run) -> None:
+    """Without the login (or with a wrong password) Prometheus and Alertmanager answer 401: no query,
+    no configuration (Alertmanager's status holds the webhook URL), no silence; with it, 200. Their
+    ports and the node exporter's are bound to the server's private address, never a wildcard."""
+    wrong = jsonhttp.basic_auth(layout.web_login(site)[0], "not-the-password")
+    silence = {"matchers": [{"name": "alertname", "value": "HostDown", "isRegex": False}], "createdBy": "test",
+               "comment": "must be refused", "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2030-01-01T01:00:00Z"}
+    for server in layout.monitors(site):
+        prometheus_url, alertmanager_url = api.prometheus(site, server).url, api.alertmanager(site, server).url
+        for url in (f"{prometheus_url}/api/v1/query?query=up", f"{prometheus_url}/metrics",
+                    f"{alertmanager_url}/api/v2/status"):
+            assert (_status(url, None), _status(url, wrong), _status(url, api.prometheus(site, server).auth)) == (
+                401, 401, 200), url
+        assert _status(f"{alertmanager_url}/api/v2/silences", None, "POST", silence) == 401
+    ports = {layout.PROMETHEUS_PORT, layout.ALERTMANAGER_PORT, layout.ALERTMANAGER_CLUSTER_PORT,
+             layout.NODE_EXPORTER_PORT}
+    for server in site.servers:
+        listening = lab.exec(server.hostname, ["ss", "-Hlntu"], check=True).stdout
+        local = [line.split()[4] for line in listening.splitlines()]
+        mine = [address for address in local if int(address.rsplit(":", 1)[1]) in ports]
+        assert mine and {a.rsplit(":", 1)[0] for a in mine} == {str(server.private_ip)}, (server.hostname, mine)
+
+
 def test_every_dashboard_query_returns_series(site: Site, first_install: Run) -> None:
     boards = dashboards.dashboards(site, site_modules(site))
     assert set(boards) == {"postgres", "redis"}
@@ -137,15 +172,48 @@ def test_every_dashboard_query_returns_series(site: Site, first_install: Run) ->
             assert series, f"{name} / {panel['title']}: {expr} returned nothing"
 
 
-def test_exporter_logins_read_statistics_only(site: Site, first_install: Run) -> None:
-    server = next(s for s in site.servers if s.has("redis"))
-    client = redis.Redis(host=str(server.private_ip), port=6379, username=site.secret("redis", "REDIS_MONITOR_USER"),
-                         password=site.secret("redis", "REDIS_MONITOR_PASSWORD"), socket_timeout=3)
-    assert "redis_version" in client.info()
-    with pytest.raises(redis.exceptions.NoPermissionError):
-        client.get("any-key")
-    with pytest.raises(redis.exceptions.NoPermissionError):
-        client.set("any-key", "x")
+def _monitor_login(site: Site, ip: str, port: int) -> redis.Redis:
+    return redis.Redis(host=ip, port=port, username=site.secret("redis", "REDIS_MONITOR_USER"),
+                       password=site.secret("redis", "REDIS_MONITOR_PASSWORD"), socket_timeout=3)
+
+
+def _metrics(ip: str, port: int) -> str:
+    status, text = asyncio.run(jsonhttp.request(f"http://{ip}:{port}/metrics", timeout=5))
+    assert status == 200, text
+    return str(text)
+
+
+def test_exporter_logins_read_statistics_only(site: Site, lab: Lab, first_install: Run) -> None:
+    servers = site.with_role("redis")
+    for server in servers:
+        client = _monitor_login(site, str(server.private_ip), 6379)
+        assert "redis_version" in client.info()
+        # No data and no secret: keys, CONFIG GET (requirepass, masterauth in clear), slow commands' arguments.
+        for command in (("GET", "any-key"), ("SET", "any-key", "x"), ("CONFIG", "GET", "requirepass"),
+                        ("CONFIG", "GET", "masterauth"), ("CONFIG", "GET", "*"), ("SLOWLOG", "GET", "1")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                client.execute_command(*command)
+        sentinel = _monitor_login(site, str(server.private_ip), 26379)
+        assert sentinel.execute_command("SENTINEL", "CKQUORUM", MASTER_NAME)
+        for command in (("SENTINEL", "CONFIG", "GET", "*"), ("SENTINEL", "FAILOVER", MASTER_NAME),
+                        ("CONFIG", "GET", "*")):
+            with pytest.raises(redis.exceptions.ResponseError):
+                sentinel.execute_command(*command)
+    # ... while the exporters still export, on the private address only.
+    ip = str(servers[0].private_ip)
+    exported = _metrics(ip, 9121)
+    assert "\nredis_up 1\n" in exported and "\nredis_memory_max_bytes " in exported
+    assert "redis_commands_duration_seconds_total" in exported and "\nredis_slowlog_length " in exported
+    assert "redis_config_maxmemory" not in exported  # CONFIG GET is not asked
+    quorum = re.search(r'^redis_sentinel_master_ckquorum_status\{[^}]*message="([^"]*)"\} (\S+)$', _metrics(ip, 9122),
+                       re.M)
+    assert quorum and quorum.group(2) == "1" and quorum.group(1).startswith("OK"), quorum
+    listening = lab.exec(servers[0].hostname, ["ss", "-Hltn"], check=True).stdout
+    assert {f"{ip}:9121", f"{ip}:9122"} <= {line.split()[3] for line in listening.splitlines()}, listening
+    admin = redis.Redis(host=ip, port=6379, password=site.secret("redis", "REDIS_PASSWORD"), socket_timeout=3,
+                        decode_responses=True)
+    refused = {e["object"] for e in admin.acl_log() if e["client-info"].get("name") == "redis_exporter"}
+    assert refused <= {"slowlog|get"}, refused  # what the exporter asks and is refused, each scrape
     rows = asyncio.run(api.query(prometheus(site), 'pg_up{job="postgres"} == 1'))
     assert len(rows) == len(site.with_role("db"))  # the pg_monitor login works on every node
 
@@ -163,14 +231,16 @@ def _pages(lab: Lab, site: Site) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _paged_and_cleared(lab: Lab, site: Site, name: str, hostname: str, timeout: float = 60.0) -> dict[str, float]:
-    """Waits until the webhook got the alert firing and then resolved; when each first arrived (epoch s)."""
+def _paged_and_cleared(lab: Lab, site: Site, name: str, hostname: str, since: float,
+                       timeout: float = 60.0) -> dict[str, float]:
+    """Waits until the webhook got the alert firing and then resolved, both after `since` (epoch s: an
+    earlier page of the same host is not this round's); when each first arrived."""
     deadline, received = time.monotonic() + timeout, {}
     while time.monotonic() < deadline:
         messages = _pages(lab, site)
         assert {m["path"] for m in messages} <= {SINK_PATH}, "posted to another URL than the site's"
         received = {}
-        for message in messages:
+        for message in (m for m in messages if m["at"] >= since):
             for alert in message["body"]["alerts"]:
                 if alert["labels"].get("alertname") == name and alert["labels"].get("hostname") == hostname:
                     received.setdefault(alert["status"], message["at"])
@@ -193,6 +263,6 @@ def test_drill_records_the_alerts_it_fires_and_their_resolution(site: Site, lab:
     down = _fired_and_resolved(result.alerts, "HostDown", result.target)
     assert down.firing_s is not None and down.resolved_s is not None and down.firing_s < down.resolved_s
     assert not [t for t in result.alerts if t.resolved_s is None], "alerts still active after the round"
-    received = _paged_and_cleared(lab, site, "HostDown", result.target)  # the page went out, and its all-clear
+    received = _paged_and_cleared(lab, site, "HostDown", result.target, started)  # the page went out, and its all-clear
     print(f"webhook: HostDown page {received['firing'] - started:.1f} s after the round began, "
           f"all-clear {received['resolved'] - started:.1f} s")

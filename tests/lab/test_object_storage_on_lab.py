@@ -24,6 +24,7 @@ from engine_runs import (  # tests/lab is on sys.path
     install_under_writes,
     validate,
 )
+from listeners import lab_wildcard_listeners
 
 from keybuzz.drills.report import RoundResult
 from keybuzz.lab import Lab
@@ -40,6 +41,14 @@ def report(result: RoundResult) -> str:
     return (f"{result.scenario}: {result.target} -> {result.new_primary}, PUT outage {result.outage_s:.2f} s, "
             f"acked {result.acked}, lost {result.lost}, errors {result.errors}, rejoin {result.rejoin_s} s, "
             f"{result.details}")
+
+
+# The HTTP status a URL answers, printed by a Python run inside a lab host.
+HTTP_STATUS = """import sys, urllib.error, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)"""
 
 
 def leader(site: Site) -> str | None:
@@ -69,6 +78,24 @@ def test_deploy_then_rerun_changes_nothing(site: Site, first_install: Run) -> No
     rerun = install(site, MODULE)
     print(f"\nobject storage re-run: {rerun.seconds:.1f} s")
     assert (rerun.stats.changes, rerun.stats.restarts) == (0, 0), rerun.output
+
+
+def test_no_listener_in_the_lab_binds_a_wildcard_address(lab: Lab, first_install: Run) -> None:
+    assert lab_wildcard_listeners(lab) == []  # masters, volume servers, filers, gateways, HAProxy
+
+
+def test_the_guard_refuses_file_ids_to_a_server_outside_its_list(lab: Lab, site: Site, first_install: Run) -> None:
+    """haproxy-01 may reach the masters (its S3 check asks /cluster/healthz) but is not in the guard's list:
+    the leader's /dir/assign, which hands out write tokens, answers it 401; the installer (validate) gets file
+    ids. A follower forwards the request to the leader from its own address, which is listed: on the masters
+    the list fences the leader only (docs/object_storage.md)."""
+    leader_host = leader(site)
+    assert leader_host
+    master = layout.master_address(site.server(leader_host))
+    answers = {path: lab.exec("haproxy-01", ["python3", "-c", HTTP_STATUS, f"http://{master}{path}"],
+                              check=True).stdout.strip() for path in ("/dir/assign", "/cluster/healthz")}
+    assert answers == {"/dir/assign": "401", "/cluster/healthz": "200"}
+    assert asyncio.run(state.assign_problem(site, leader_host)) is None
 
 
 def test_validate_all_green(site: Site, first_install: Run) -> None:

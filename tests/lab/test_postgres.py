@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from engine_runs import Run, cleanup, drill_round, install, validate  # tests/lab is on sys.path
+from listeners import lab_wildcard_listeners  # tests/lab is on sys.path
 
 from keybuzz.drills.probe import ProbeRunner
 from keybuzz.lab import Lab
@@ -61,6 +62,10 @@ def test_install_from_nothing(site: Site, installed: Run) -> None:
     states = asyncio.run(api.cluster_states(site))
     assert api.healthy(states, site.config.tuning.patroni.maximum_lag_on_failover)
     assert leader(site) == site.with_role("db")[0].hostname  # only the first db server bootstraps
+
+
+def test_no_listener_in_the_lab_binds_a_wildcard_address(lab: Lab, installed: Run) -> None:
+    assert lab_wildcard_listeners(lab) == []  # HAProxy, PgBouncer, Patroni (REST, raft), PostgreSQL
 
 
 def test_rerun_changes_nothing(site: Site, installed: Run) -> None:

@@ -1,10 +1,13 @@
-"""Pre-checks on the lab: a wrong address and a taken port are found in seconds, before anything changes.
+"""Pre-checks on the lab: a wrong address and a taken port are found in seconds, before anything changes;
+a module on servers without base_os is refused unless the operator allows it.
 
 The site is a copy of the lab's with one redis server moved to an address where nothing answers
 (silence, as a wrong IP or a dropped packet gives) and a foreign process listening on Sentinel's
 port of another redis server. `install --only redis` must stop in under 10 s naming both, and
 change nothing anywhere; with the right address and the port freed, the same install makes the
-normal first-install changes.
+normal first-install changes. The session lab's hosts have no base_os: `install --only redis`
+(and its dry-run) is refused naming every server of the module; `--allow-missing-base-os` installs
+with a warning.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def test_a_wrong_address_and_a_taken_port_stop_install_in_seconds_changing_nothi
 
     async def go() -> None:
         async with Engine(site, console=Console(file=io.StringIO(), width=200)) as engine:
-            await install_modules(engine, [REDIS])
+            await install_modules(engine, [REDIS], allow_missing_base_os=True)  # no base_os on the session lab
 
     started = time.monotonic()
     try:
@@ -85,3 +88,29 @@ def test_a_wrong_address_and_a_taken_port_stop_install_in_seconds_changing_nothi
 
     first = install(lab_site, REDIS)  # the right addresses, the port free: a normal first install
     assert first.stats.changes > 0 and set(first.stats.changes_by_host) == set(before)
+
+
+def test_a_module_on_servers_without_base_os_is_refused_unless_allowed(lab: Lab, lab_site: Site) -> None:
+    hosts = [s.hostname for s in lab_site.servers if s.has("redis") or s.has("haproxy")]  # servers.tsv order
+    before = {h: managed_paths(lab, h) for h in hosts}
+    fix = f"keybuzz install --site {lab_site.root} --only base_os"
+    for dry_run in (False, True):
+        async def go(dry_run: bool = dry_run) -> None:
+            async with Engine(lab_site, console=Console(file=io.StringIO(), width=200), dry_run=dry_run) as engine:
+                await install_modules(engine, [REDIS])
+
+        started = time.monotonic()
+        with pytest.raises(PrecheckFailed) as caught:
+            asyncio.run(go())
+        print(f"\nwithout base_os{' (dry-run)' if dry_run else ''}: refused in {time.monotonic() - started:.1f} s")
+        problems = caught.value.problems
+        assert sorted(p.host for p in problems) == sorted(hosts), problems  # every server, nothing else
+        assert all(p.missing_base_os and "base_os is not installed" in p.what and f"`{fix}`" in p.fix
+                   for p in problems), problems
+    assert {h: managed_paths(lab, h) for h in hosts} == before, "a refused install changed a host"
+    allowed = install(lab_site, REDIS)  # engine_runs: --allow-missing-base-os
+    warning = " ".join(allowed.output.split())  # the console wraps long lines
+    assert f"warning: base_os is not installed on {', '.join(hosts)} (--allow-missing-base-os)" in warning
+    assert f"until `{fix}`" in warning
+    log = (lab_site.logs_dir / "install.log").read_text()
+    assert f"base_os=missing hosts={','.join(hosts)} override=--allow-missing-base-os" in log

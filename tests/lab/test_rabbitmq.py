@@ -27,6 +27,7 @@ from engine_runs import (  # tests/lab is on sys.path
     install_under_writes,
     validate,
 )
+from listeners import lab_wildcard_listeners
 from rich.console import Console
 
 from keybuzz.drills.report import RoundResult
@@ -104,11 +105,51 @@ def test_deploy_then_rerun_changes_nothing(site: Site, first_install: Run) -> No
     assert (rerun.stats.changes, rerun.stats.restarts) == (0, 0), rerun.output
 
 
+def test_no_listener_in_the_lab_binds_a_wildcard_address(lab: Lab, first_install: Run) -> None:
+    assert lab_wildcard_listeners(lab) == []  # AMQP, management, prometheus, epmd, distribution, HAProxy
+
+
 def test_validate_all_green(site: Site, first_install: Run) -> None:
     results = validate(site, MODULE)
     names = " | ".join(r.name for r in results)
     assert "wrong password" in names and "without a type" in names and "HAProxy haproxy-02" in names
     assert [r for r in results if not r.ok] == []
+
+
+def test_links_planted_from_inside_the_container_never_reach_a_host_file(lab: Lab, site: Site,
+                                                                        first_install: Run) -> None:
+    """The data folder belongs to the container's user: whatever it links there, install writes no host file."""
+    paths, host = layout.host_paths(site), "queue-01"
+    canary, cookie = "/etc/keybuzz-canary", layout.host_paths(site).cookie
+    lab.exec(host, ["sh", "-c", f"echo root-only > {canary} && chmod 0600 {canary}"], check=True)
+    in_container = [layout.SERVER_CONTAINER]
+
+    def as_rabbitmq(script: str) -> None:
+        lab.exec(host, ["podman", "exec", "--user", layout.IMAGE_USER, *in_container, "sh", "-c", script], check=True)
+
+    def canary_state() -> str:
+        return lab.exec(host, ["stat", "-c", "%u:%g %a %s", canary], check=True).stdout
+
+    before = canary_state()
+    # The temp name earlier versions wrote through, and a mode the next install puts back (0400).
+    as_rabbitmq(f"ln -sf {canary} {layout.C_DATA_DIR}/.erlang.cookie.keybuzz-tmp && "
+                f"chmod 0600 {layout.C_DATA_DIR}/.erlang.cookie")
+    run = install(site, MODULE)
+    assert run.stats.changes == 1 and run.stats.restarts == 0, run.output  # the cookie's mode, fixed
+    assert "mode 0600 -> 0400" in run.output
+    owner = lab.exec(host, ["stat", "-c", "%U %a", paths.data], check=True).stdout.split()[0]
+    assert lab.exec(host, ["stat", "-c", "%U %a", cookie], check=True).stdout.split() == [owner, "400"]
+    # The cookie itself swapped for a link: refused before anything is written, the link left to the operator.
+    as_rabbitmq(f"cp {layout.C_DATA_DIR}/.erlang.cookie /tmp/cookie && rm -f {layout.C_DATA_DIR}/.erlang.cookie && "
+                f"ln -s {canary} {layout.C_DATA_DIR}/.erlang.cookie")
+    with pytest.raises(Exception, match="not a regular file"):
+        install(site, MODULE)
+    assert canary_state() == before and lab.exec(host, ["cat", canary], check=True).stdout == "root-only\n"
+    as_rabbitmq(f"rm -f {layout.C_DATA_DIR}/.erlang.cookie {layout.C_DATA_DIR}/.erlang.cookie.keybuzz-tmp && "
+                f"cp /tmp/cookie {layout.C_DATA_DIR}/.erlang.cookie")
+    assert install(site, MODULE).stats.restarts == 0
+    lab.exec(host, ["rm", "-f", canary], check=True)
+    assert whole(site) == []
 
 
 @pytest.mark.parametrize("scenario", ["poweroff-leader", "isolate-leader"])  # crash, partition: bench/failover.py
@@ -179,7 +220,7 @@ def test_forced_boot_marks_each_stopped_node_and_rabbitmq_consumes_the_mark(lab:
     async def go() -> None:
         async with Engine(site, console=Console(file=buffer, width=200), verbose=True,
                           force_boot=frozenset({"rabbitmq"})) as engine:
-            await install_modules(engine, [MODULE])
+            await install_modules(engine, [MODULE], allow_missing_base_os=True)
 
     asyncio.run(go())
     assert buffer.getvalue().count("force boot: the node will not wait") == 3

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 from engine_runs import Run, cleanup, drill_round, install, validate  # tests/lab is on sys.path
+from listeners import lab_wildcard_listeners  # tests/lab is on sys.path
 from rich.console import Console
 
 from keybuzz.drills.probe import ProbeRunner
@@ -68,6 +69,10 @@ def test_deploy_then_rerun_changes_nothing(site: Site, first_install: Run) -> No
     print(f"\nredis re-run: {rerun.seconds:.1f} s")
     assert (again.changes, again.restarts) == (0, 0), again
     assert current_master(site) == layout.initial_master(site).hostname
+
+
+def test_no_listener_in_the_lab_binds_a_wildcard_address(lab: Lab, first_install: Run) -> None:
+    assert lab_wildcard_listeners(lab) == []  # Redis, Sentinels, HAProxy and its gates
 
 
 def test_validate_all_green(site: Site, first_install: Run) -> None:
@@ -162,7 +167,7 @@ def test_settings_change_restarts_without_losing_writes(lab: Lab, site: Site,
             await asyncio.sleep(1)
             started = time.monotonic()
             async with Engine(changed, console=Console(file=io.StringIO())) as engine:
-                await install_modules(engine, [MODULE])
+                await install_modules(engine, [MODULE], allow_missing_base_os=True)
             await asyncio.sleep(2)
         finally:
             await asyncio.to_thread(runner.stop)

@@ -141,7 +141,7 @@ def test_site_rules_open_a_port_to_roles_and_networks(seed_site: Path) -> None:
     path = seed_site / "keybuzz.yaml"
     config = yaml.safe_load(path.read_text())
     config["base_os"]["firewall"]["open"] = [{"port": 9100, "role": "app", "allow_from": ["monitor", "10.0.7.0/24"],
-                                              "service": "node exporter"}]
+                                              "service": "node-exporter"}]
     path.write_text(yaml.safe_dump(config))
     fw = MODULE.firewalls(load_site(seed_site))["app-01"]
     parsed = parse_ruleset(fw.text())

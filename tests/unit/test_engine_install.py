@@ -133,7 +133,7 @@ def test_unreachable_host_is_a_per_host_error_naming_it(tmp_path: Path) -> None:
     asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(key))
     server = Server("db-9", ipaddress.IPv4Address("127.0.0.1"), None, ("db",), "db-9.example.org", 1)
     config = CoreConfig(ssh=Ssh(port=closed_port(), identity_file=str(key), known_hosts=None,
-                                   connect_timeout_s=2, retries=1))
+                                insecure_accept_any_host_key=True, connect_timeout_s=2, retries=1))
     site = Site(root=tmp_path, servers=[server], config=config, versions=Versions(images={}))
     plans = {"db-9": HostPlan("db-9", files=[FileSpec("/opt/keybuzz/x.conf", "x\n")])}
 

@@ -57,6 +57,8 @@ def test_my_cnf_is_galera_with_durable_commits_and_no_secret(plans: Plans, site:
     for host, ip in zip(NODES, IPS, strict=True):
         rendered = text(plans, host, paths.my_cnf)
         options = conf.parse_option_file(rendered)["mysqld"]
+        # the SST scripts' socat listens on every interface unless bound (the donor's leaves from it too)
+        assert conf.parse_option_file(rendered)["sst"] == {"sockopt": f"bind={ip}"}
         assert options["bind_address"] == ip and options["port"] == "3306"
         assert options["wsrep_on"] == "ON" and options["wsrep_provider"] == conf.PROVIDER
         assert options["wsrep_cluster_address"] == "gcomm://" + ",".join(IPS)
@@ -68,10 +70,17 @@ def test_my_cnf_is_galera_with_durable_commits_and_no_secret(plans: Plans, site:
         assert options["socket"] == layout.C_SOCKET and options["datadir"] == layout.C_DATA_DIR
         provider = dict(item.split("=", 1) for item in options["wsrep_provider_options"].strip('"').split(";"))
         assert provider["gmcast.listen_addr"] == f"tcp://{ip}:4567"  # the private address only
+        assert provider["ist.recv_addr"] == f"{ip}:4568"  # IST binds it (ist.recv_bind defaults to it)
         assert provider["pc.recovery"] == "TRUE"
         assert provider["evs.suspect_timeout"] == "PT5S" and provider["gcache.size"] == "1G"
         assert conf.includes(rendered) == [f"{layout.C_CONF_DIR}/secrets.cnf"]
         assert not any(v in rendered for v in creds.values() if len(v) > 12)
+
+
+def test_the_exporter_listens_on_its_servers_address_only(site: Site) -> None:
+    plans = module_by_name("monitoring").render(site)  # the monitoring module runs the exporter the module declares
+    for host, ip in zip(NODES, IPS, strict=True):
+        assert plans[host].container("mariadb-exporter").command[0] == f"--web.listen-address={ip}:9104"
 
 
 def test_sst_credentials_are_a_secret_file_of_the_mysql_user(plans: Plans, site: Site) -> None:

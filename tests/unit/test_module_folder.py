@@ -31,10 +31,11 @@ MODULE_FOLDER = {
 from pydantic import Field
 
 from keybuzz.site.config import Strict
+from keybuzz.values import NAME
 
 
 class DemoSettings(Strict):
-    greeting: str = "hello"
+    greeting: NAME.type = "hello"
     workers: int = Field(default=2, ge=1, le=8)
 ''',
     "module.py": '''
@@ -45,6 +46,7 @@ from keybuzz.images import ImageSpec
 from keybuzz.render import FileSpec, HostPlan
 from keybuzz.secrets import CredentialFile, CredentialSpec
 from keybuzz.site.schema import SettingsSection
+from keybuzz.values import SERVICE_USER
 from kbextra_demo.settings import DemoSettings
 
 
@@ -56,8 +58,8 @@ def check_greeting(data):
 class DemoModule(Module):
     number, name, title, own_role = 60, "demo", "a module from one folder", "app"
     settings = (SettingsSection(("tuning", "demo"), DemoSettings, example={"greeting": "hello"}),)
-    credentials = CredentialFile("demo", (CredentialSpec("DEMO_USER", "demo"), CredentialSpec("DEMO_PASSWORD")),
-                                 roles=("app",))
+    credentials = CredentialFile("demo", (CredentialSpec("DEMO_USER", "demo", kind=SERVICE_USER),
+                                          CredentialSpec("DEMO_PASSWORD")), roles=("app",))
     images = (ImageSpec("demo", "example/demo:1.2.3"),)
     lint_rules = (Rule("KB900", "warning", "demo greets politely", check_greeting),)
 

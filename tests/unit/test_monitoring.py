@@ -1,7 +1,8 @@
 """The monitoring module's rendered files, parsed back and checked by promtool (Prometheus' own
 checker: `promtool check config`, `check rules`, `test rules`; `amtool check-config`): the scrape configuration from the
 site, one unit test per alert rule (it fires on its fault, not on a healthy or a brief one), the
-dashboards' queries, the exporters' secrets, and the ports opened to the monitor servers only."""
+dashboards' queries, the exporters' secrets, the ports opened to the monitor servers only, the
+web login of Prometheus and Alertmanager (`promtool check web-config`) and the private binds."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bcrypt
 import pytest
 import yaml
 
 from keybuzz.containers import ContainerCli
+from keybuzz.errors import InputErrors
 from keybuzz.modules.monitoring import MODULE, dashboards, layout, rules, scrape
 from keybuzz.modules.monitoring.module import READERS
 from keybuzz.registry import host_ports, site_modules
-from keybuzz.render import Plans
+from keybuzz.render import FileSpec, Plans
 from keybuzz.site import Site
 
 PROMTOOL = shutil.which("promtool")
@@ -363,4 +366,96 @@ def test_pages_go_to_the_operators_webhook_written_only_in_a_secret_file(site: S
         assert not [text for text in public if url in text], host
 
     env.write_text("ALERTING_WEBHOOK_URL_SECRET=hooks.example.test/no-scheme-given\n")
-    assert "not an http(s) URL" in findings(load_site(site.root))["KB025"][0]
+    with pytest.raises(InputErrors, match=r"alerting.env:1: ALERTING_WEBHOOK_URL_SECRET: the value \(not shown\) "
+                                          r"is not an http\(s\) URL"):
+        load_site(site.root)
+
+
+def _host_file(plans: Plans, host: str, container: str, flag: str) -> FileSpec:
+    """The file of the plan a container's `--flag=path` reads, through the container's mounts."""
+    spec = plans[host].container(container)
+    inside = next(arg.split("=", 1)[1] for arg in spec.command if arg.startswith(f"--{flag}="))
+    mount = next(m for m in spec.mounts if inside.startswith(m.target + "/"))
+    return plans[host].file(mount.source + inside[len(mount.target):])
+
+
+def test_prometheus_and_alertmanager_take_the_sites_login_from_secret_files(site: Site, plans: Plans,
+                                                                           tmp_path: Path) -> None:
+    user, password = site.secret("monitoring", "MONITORING_WEB_USER"), site.secret("monitoring",
+                                                                                   "MONITORING_WEB_PASSWORD")
+    host = layout.monitors(site)[0].hostname
+    for container in ("prometheus", "alertmanager"):
+        web = _host_file(plans, host, container, "web.config.file")
+        assert web.secret and web.mode == 0o600 and web.owner == layout.SERVICE_USER == plans[host].container(
+            container).user
+        path = tmp_path / f"{container}-web.yml"
+        path.write_text(web.text)
+        checked = promtool("check", "web-config", str(path))  # the exporter toolkit's own parser
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        [(name, hashed)] = yaml.safe_load(web.text)["basic_auth_users"].items()
+        assert name == user and hashed.startswith("$2b$10$")
+        assert bcrypt.checkpw(password.encode(), hashed.encode())
+        assert not bcrypt.checkpw(b"not-the-password", hashed.encode())
+        assert web.path in plans[host].container(container).restart_on
+    text = monitor_file(plans, site, layout.host_paths(site).prometheus_yml)
+    assert "*id0" not in text  # each login written out, not a YAML alias of another
+    config = yaml.safe_load(text)
+    own = {j["job_name"]: j for j in config["scrape_configs"] if j["job_name"] in ("prometheus", "alertmanager")}
+    logins = [own["prometheus"]["basic_auth"], own["alertmanager"]["basic_auth"],
+              config["alerting"]["alertmanagers"][0]["basic_auth"]]
+    assert logins == [{"username": user, "password_file": layout.C_PROMETHEUS_WEB_PASSWORD}] * 3
+    assert not [j for j in config["scrape_configs"] if j["job_name"] not in own and "basic_auth" in j]
+    password_file = plans[host].file(f"{layout.host_paths(site).conf}/prometheus/web-password")
+    assert password_file.text == password and password_file.secret and password_file.owner == layout.SERVICE_USER
+    hashes = [_host_file(plans, host, c, "web.config.file").text for c in ("prometheus", "alertmanager")]
+    for plan in plans.values():  # neither the password nor its hash outside secret files, nor in an argv
+        public = [f.content for f in plan.files if not f.secret]
+        public += [" ".join(ContainerCli("docker").run(c, "0")) for c in plan.containers]
+        assert not [t for t in public for value in (password, hashes[0].splitlines()[-1]) if value in t], plan.hostname
+
+
+def test_a_rerender_is_byte_identical_and_a_new_password_a_new_hash(site: Site, plans: Plans) -> None:
+    from keybuzz.registry import load_site
+
+    host = layout.monitors(site)[0].hostname
+    again = MODULE.render(load_site(site.root))  # a new process would load the site again: same files
+    assert {f.path: f.content for f in again[host].files} == {f.path: f.content for f in plans[host].files}
+    env = site.root / "credentials" / "monitoring.env"
+    assert oct(env.stat().st_mode & 0o777) == "0o600"
+    old = _host_file(plans, host, "prometheus", "web.config.file").text
+    env.write_text(env.read_text().replace(site.secret("monitoring", "MONITORING_WEB_PASSWORD"), "N" * 32))
+    changed = MODULE.render(load_site(site.root))
+    new = _host_file(changed, host, "prometheus", "web.config.file").text
+    old_hash, new_hash = (yaml.safe_load(t)["basic_auth_users"]["keybuzz"] for t in (old, new))
+    assert old_hash[:29] != new_hash[:29]  # the salt follows the password
+    assert bcrypt.checkpw(b"N" * 32, new_hash.encode())
+
+
+def test_every_listener_of_the_module_binds_its_servers_private_ip(site: Site, plans: Plans) -> None:
+    own = {"prometheus", "alertmanager", "node-exporter"}
+    for host, plan in plans.items():
+        ip = str(site.server(host).private_ip)
+        binds = [arg.split("=", 1)[1] for c in plan.containers if c.name in own for arg in c.command
+                 if arg.startswith(("--web.listen-address=", "--cluster.listen-address="))]
+        assert binds and all(b.rsplit(":", 1)[0] == ip for b in binds if b), (host, binds)
+    monitor = layout.monitors(site)[0]
+    command = plans[monitor.hostname].container("alertmanager").command
+    assert {f"--web.listen-address={monitor.private_ip}:9093",
+            f"--cluster.listen-address={monitor.private_ip}:9094"} <= set(command)
+
+
+def test_a_login_that_bcrypt_or_basic_auth_cannot_take_is_refused_at_its_line(site: Site) -> None:
+    from keybuzz.errors import InputErrors
+    from keybuzz.registry import load_site
+
+    env = site.root / "credentials" / "monitoring.env"
+    original = env.read_text()
+    for key, value, why in (("MONITORING_WEB_PASSWORD", "a" * 73, "8-72 allowed"),  # bcrypt reads 72 bytes
+                            ("MONITORING_WEB_USER", "ops:x", "not a service user name")):  # ':' ends the user
+        line = next(n for n, text in enumerate(original.splitlines(), start=1) if text.startswith(f"{key}="))
+        env.write_text(original.replace(f"{key}={site.secret('monitoring', key)}", f"{key}={value}"))
+        with pytest.raises(InputErrors) as refused:
+            load_site(site.root)
+        [error] = [str(e) for e in refused.value.errors]
+        assert error.startswith(f"{env}:{line}: {key}") and why in error, error
+        assert key == "MONITORING_WEB_USER" or value not in error  # a password is never shown

@@ -67,11 +67,12 @@ def test_minio_renders_definitive_design_b(site: Site) -> None:
     plans = MODULE.render(site)
     assert set(plans) == {*STORAGE, "haproxy-01", "haproxy-02"}
     paths = layout.host_paths(site)
-    for host in STORAGE:
+    for host, ip in STORAGE.items():
         argv = run_argv(plans, host, layout.MINIO_CONTAINER)
         assert argv[argv.index("--env-file") + 1] == paths.minio_env and "-e" not in argv
         image = argv.index("minio/minio:RELEASE.2024-10-02T10-00Z")
-        assert argv[image + 1:] == ["server", "--address", ":9000", "--console-address", ":9001"]
+        # the server's own address: MinIO's default (":9000") is every interface
+        assert argv[image + 1:] == ["server", "--address", f"{ip}:9000", "--console-address", f"{ip}:9001"]
         assert f"{paths.data}:/data" in argv
         env = plans[host].file(paths.minio_env)
         assert env.secret and env.mode == 0o600
@@ -92,11 +93,11 @@ def test_the_endpoint_is_haproxy_over_every_storage_server(site: Site, sw_site: 
         plans = MODULE.render(chosen)
         sections = parse_config(plans["haproxy-01"].file(layout.host_paths(chosen).haproxy_cfg).text)
         body = sections["listen s3"]
-        assert "bind 0.0.0.0:9000" in body and "balance roundrobin" in body and "option redispatch" in body
+        assert "bind 10.0.0.11:9000" in body and "balance roundrobin" in body and "option redispatch" in body
         servers = {line.split()[1]: line.split()[2] for line in body if line.startswith("server ")}
         assert servers == {host: f"{ip}:{port}" for host, ip in STORAGE.items()}
         assert [line for line in body if line.startswith(("option httpchk", "http-check"))] == check
-        assert "bind 0.0.0.0:8407" in sections["listen stats"]  # the site's stats port + slot 3
+        assert "bind 10.0.0.11:8407" in sections["listen stats"]  # the site's stats port + slot 3
         assert [c.name for c in plans["haproxy-01"].containers] == [layout.HAPROXY_CONTAINER]
 
 
@@ -145,6 +146,16 @@ def test_seaweedfs_files_hold_the_credentials_only_where_secret(sw_site: Site) -
     assert [f for f in lint(sw_site) if f.rule == "KB001"] == []  # no secret in a non-secret file or argv
 
 
+def test_the_guard_answers_only_the_storage_servers_and_the_installer(sw_site: Site, seed_site: Path) -> None:
+    plan, paths = MODULE.render(sw_site)["minio-02"], layout.host_paths(sw_site)
+    guard = tomllib.loads(plan.file(paths.security).text)["guard"]
+    assert guard["white_list"].split(",") == [*STORAGE.values(), "10.0.0.250"]  # install-01
+    config = yaml.safe_load((seed_site / "keybuzz.yaml").read_text())
+    config.setdefault("base_os", {})["installer"] = ["10.1.2.0/24"]  # where keybuzz runs: the firewall's source too
+    (seed_site / "keybuzz.yaml").write_text(yaml.safe_dump(config))
+    assert seaweedfs.guard_white_list(load_site(seed_site)) == (*STORAGE.values(), "10.0.0.250", "10.1.2.0/24")
+
+
 def test_more_buckets_widen_the_application_key_only(seed_site: Path) -> None:
     chosen = configure(seed_site, backend="seaweedfs", buckets=["keybuzz", "keybuzz-attachments"])
     app = seaweedfs.identities(chosen)["identities"][1]
@@ -175,7 +186,7 @@ def test_lab_image_takes_the_wheels_binary_checked() -> None:
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"buckets": ["Bad_Name"]}, "invalid S3 bucket name"),
+    ({"buckets": ["Bad_Name"]}, "is not an S3 bucket name"),
     ({"buckets": ["keybuzz", "keybuzz"]}, "listed twice"),
     ({"buckets": ["keybuzz-ops"]}, "keybuzz's own admin-only bucket"),
     ({"backend": "ceph"}, "backend"),

@@ -106,27 +106,57 @@ def test_memory_comes_from_settings(seed_site: Path) -> None:
     assert (params["shared_buffers"], params["effective_cache_size"]) == ("2GB", "6GB")
 
 
+def hba_fields(line: str) -> list[str]:
+    """pg_hba.conf's tokenizer: whitespace-separated fields, a double-quoted field is a literal name
+    (shown here with its quotes kept, so a quoted `all` never reads as the keyword)."""
+    fields, current, quoted, inside = [], "", False, False
+    for char in line + " ":
+        if char == '"':
+            inside, quoted = not inside, True
+        elif char.isspace() and not inside:
+            if current or quoted:
+                fields.append(f'"{current}"' if quoted else current)
+            current, quoted = "", False
+        else:
+            current += char
+    assert not inside, f"unterminated quote in {line!r}"
+    return fields
+
+
 def test_pg_hba_scram_private_network_and_needed_roles(plans: Plans, site: Site) -> None:
     hba = patroni_doc(plans, "db-slave-02", site)["postgresql"]["pg_hba"]
-    rows = [line.split() for line in hba]
+    rows = [hba_fields(line) for line in hba]
     for row in rows:
         if row[0] == "host":
-            assert row[-1] == "scram-sha-256", row
+            assert len(row) == 5 and row[-1] == "scram-sha-256", row
             network = ipaddress.ip_network(row[3], strict=False)
             assert network == ipaddress.ip_network("127.0.0.1/32") or network.subnet_of(site.config.network.cidr)
+            # A database is a name (never `all`), but for the superuser from the server itself.
+            assert row[1] == "replication" or row[1].startswith('"') or row[2:4] == ['"postgres"', "127.0.0.1/32"], row
         else:
-            assert row == ["local", "all", "postgres", "peer"]
-        assert "md5" not in row and "trust" not in row and row[2] != "all"
-    assert ["host", "replication", "replicator", "127.0.0.1/32", "scram-sha-256"] in rows
+            assert row == ["local", "all", '"postgres"', "peer"]
+        assert "md5" not in row and "trust" not in row and row[2].startswith('"'), row  # a user is a name
+    assert ["host", "replication", '"replicator"', "127.0.0.1/32", "scram-sha-256"] in rows
     for ip in DB_IPS:
-        assert ["host", "replication", "replicator", f"{ip}/32", "scram-sha-256"] in rows
-        assert ["host", "postgres", "rewind_user", f"{ip}/32", "scram-sha-256"] in rows
-    assert ["host", "keybuzz", "keybuzz", "10.0.0.0/16", "scram-sha-256"] in rows
+        assert ["host", "replication", '"replicator"', f"{ip}/32", "scram-sha-256"] in rows
+        assert ["host", '"postgres"', '"rewind_user"', f"{ip}/32", "scram-sha-256"] in rows
+    assert ["host", '"keybuzz"', '"keybuzz"', "10.0.0.0/16", "scram-sha-256"] in rows
+
+
+@pytest.mark.parametrize("name", ["all", "replication", "samerole"])
+def test_a_pg_hba_keyword_is_refused_as_a_database_or_role(seed_site: Path, name: str) -> None:
+    env = seed_site / "credentials" / "postgres.env"
+    env.write_text(env.read_text().replace("POSTGRES_APP_DATABASE=keybuzz", f"POSTGRES_APP_DATABASE={name}"))
+    with pytest.raises(InputErrors) as caught:
+        load_site(seed_site)
+    line = next(n for n, text in enumerate(env.read_text().split("\n"), 1) if text.startswith("POSTGRES_APP_DATABASE"))
+    assert f"postgres.env:{line}: POSTGRES_APP_DATABASE: '{name}' is not a PostgreSQL role or database name" \
+        in str(caught.value)
 
 
 def test_raft_by_default(plans: Plans, site: Site) -> None:
     doc = patroni_doc(plans, "db-slave-01", site)
-    assert doc["raft"]["self_addr"] == "10.0.0.121:5000"
+    assert doc["raft"]["self_addr"] == doc["raft"]["bind_addr"] == "10.0.0.121:5000"  # pysyncobj's default: 0.0.0.0
     assert sorted(doc["raft"]["partner_addrs"]) == ["10.0.0.120:5000", "10.0.0.122:5000"]
     assert "etcd3" not in doc
     assert doc["restapi"]["listen"] == doc["restapi"]["connect_address"] == "10.0.0.121:8008"
@@ -207,7 +237,10 @@ def test_no_secret_in_non_secret_files_or_argv(plans: Plans, site: Site, kb) -> 
 def test_haproxy_write_and_read_backends(plans: Plans, site: Site) -> None:
     sections = parse_config(plans["haproxy-02"].file(layout.host_paths(site).haproxy_cfg).content)
     write, read = sections["listen postgres_write"], sections["listen postgres_read"]
-    assert "bind 0.0.0.0:5432" in write and "bind 0.0.0.0:5433" in read
+    # haproxy-02's own address (10.0.0.12), and the write port on loopback for the local PgBouncer
+    assert [line for line in write if line.startswith("bind ")] == ["bind 10.0.0.12:5432", "bind 127.0.0.1:5432"]
+    assert [line for line in read if line.startswith("bind ")] == ["bind 10.0.0.12:5433"]
+    assert "bind 10.0.0.12:8404" in sections["listen stats"]
     assert "option httpchk GET /primary" in write and "balance roundrobin" not in write
     # refused, never sent to a replica, unless exactly one server is UP (a restarted HAProxy counts all UP)
     assert "tcp-request connection reject unless { nbsrv(postgres_write) eq 1 }" in write
@@ -220,15 +253,15 @@ def test_haproxy_write_and_read_backends(plans: Plans, site: Site) -> None:
         servers = [line for line in body if line.startswith("server ")]
         assert len(servers) == 3
         assert all(line.endswith("check port 8008") and "backup" not in line for line in servers)
-    binds = [line for body in sections.values() for line in body if line.startswith("bind ")]
-    assert all(line.split()[1].startswith("0.0.0.0:") for line in binds)
+    other = parse_config(plans["haproxy-01"].file(layout.host_paths(site).haproxy_cfg).content)
+    assert [line for line in other["listen postgres_read"] if line.startswith("bind ")] == ["bind 10.0.0.11:5433"]
 
 
 def test_pgbouncer_ini(plans: Plans, site: Site) -> None:
     parser = configparser.ConfigParser()
     parser.read_string(plans["haproxy-01"].file(layout.host_paths(site).pgbouncer_ini).content)
     bouncer = parser["pgbouncer"]
-    assert bouncer["listen_addr"] == "0.0.0.0" and bouncer["listen_port"] == "6432"
+    assert bouncer["listen_addr"] == "10.0.0.11" and bouncer["listen_port"] == "6432"  # haproxy-01's address only
     assert bouncer["auth_type"] == "scram-sha-256" and bouncer["pool_mode"] == "transaction"
     assert (bouncer["max_client_conn"], bouncer["default_pool_size"], bouncer["reserve_pool_size"]) == \
         ("1000", "25", "5")
@@ -243,3 +276,9 @@ def test_lint_clean_on_the_seed_site(site: Site) -> None:
 
     errors = [f for f in lint(site) if f.severity == "error"]
     assert errors == []
+
+
+def test_the_exporter_listens_on_its_servers_address_only(site: Site) -> None:
+    plans = module_by_name("monitoring").render(site)  # the monitoring module runs the exporter the module declares
+    for host, ip in zip(DB, DB_IPS, strict=True):
+        assert plans[host].container("postgres-exporter").command == (f"--web.listen-address={ip}:9187",)

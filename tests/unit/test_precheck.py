@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from keybuzz.engine.precheck import facts_script, host_problems, listening_ports, parse_facts
+import shlex
+from pathlib import Path
+
+from keybuzz.engine import resume_command
+from keybuzz.engine.precheck import base_os_problem, facts_script, host_problems, listening_ports, parse_facts
 from keybuzz.registry import module_by_name
 
 # Captured on a lab host (trimmed): sshd on 22 (0x16), a Sentinel on 26379 (0x670B), one established connection.
@@ -63,3 +67,20 @@ def test_the_facts_command_is_read_only_and_walks_up_to_an_existing_folder() -> 
     assert "podman ps -a" in script and "ps.cache" in script  # the engine's cached container listing
     for verb in ("rm ", "chmod", "chown", "podman run", "podman rm"):
         assert verb not in script
+
+
+def test_a_host_without_base_os_firewall_is_named_with_the_command_that_installs_it() -> None:
+    command = "keybuzz install --site /srv/site --only base_os"
+    assert base_os_problem("redis-01", "10.0.0.123", parse_facts(FACTS + "#KB-base_os\nloaded\n"), command) is None
+    for facts in (FACTS + "#KB-base_os\nmissing\n", FACTS):  # not loaded; an older answer without the section
+        problem = base_os_problem("redis-01", "10.0.0.123", parse_facts(facts), command)
+        assert problem is not None and problem.missing_base_os
+        assert "base_os is not installed" in problem.what and "inet keybuzz_base_os" in problem.what
+        assert f"`{command}`" in problem.fix and "--allow-missing-base-os" in problem.fix
+    assert "nft list table inet keybuzz_base_os >/dev/null" in facts_script("/opt/keybuzz", "podman")
+
+
+def test_the_override_is_kept_by_the_resume_command(tmp_path: Path) -> None:
+    argv = shlex.split(resume_command(tmp_path, REDIS, None, False, allow_missing_base_os=True))
+    assert argv[-3:] == ["--start-from-module", "4", "--allow-missing-base-os"]
+    assert "--allow-missing-base-os" not in resume_command(tmp_path, REDIS, None, False)

@@ -50,7 +50,9 @@ def test_proxysql_cnf_one_writer_admin_on_localhost_hashed_app_password(site: Si
     assert doc["admin_variables"]["mysql_ifaces"] == "127.0.0.1:6032"  # the seed bound 0.0.0.0:6032
     wanted_admin = f"{admin['PROXYSQL_ADMIN_USER']}:{admin['PROXYSQL_ADMIN_PASSWORD']}"
     assert doc["admin_variables"]["admin_credentials"] == wanted_admin
-    assert doc["mysql_variables"]["interfaces"] == "0.0.0.0:3306"
+    assert doc["mysql_variables"]["interfaces"] == "10.0.0.173:3306"  # proxysql-01's own address (the seed: 0.0.0.0)
+    other = conf.parse(str(render(site)["proxysql-02"].file(layout.host_paths(site).proxysql_cnf).content))
+    assert other["mysql_variables"]["interfaces"] == "10.0.0.174:3306"
     assert doc["mysql_variables"]["monitor_username"] == maria["MARIADB_MONITOR_USER"]
     assert [s["address"] for s in doc["mysql_servers"]] == MARIA_IPS
     assert {s["hostgroup"] for s in doc["mysql_servers"]} == {layout.WRITER_HG}
@@ -78,12 +80,13 @@ def test_admin_client_file_is_a_secret_read_inside_the_container(site: Site) -> 
 def test_the_lab_stand_in_is_haproxy_with_one_writer_and_backups(standin_site: Site) -> None:
     plans = render(standin_site)
     paths = layout.host_paths(standin_site)
-    for host in PROXIES:
+    for host, ip in zip(PROXIES, ("10.0.0.173", "10.0.0.174"), strict=True):
         assert [c.name for c in plans[host].containers] == [layout.STANDIN_CONTAINER]
         text = str(plans[host].file(paths.haproxy_cfg).content)
         assert text.startswith("# Lab stand-in for ProxySQL")
         sections = parse_config(text)
-        assert "bind 0.0.0.0:3306" in sections["frontend mariadb"]
+        assert f"bind {ip}:3306" in sections["frontend mariadb"]
+        assert f"bind {ip}:{layout.stats_port(standin_site)}" in sections["listen stats"]
         backend = sections[f"backend {standin.BACKEND}"]
         assert "option httpchk GET /" in backend and "http-check expect status 200" in backend
         servers = [line.split() for line in backend if line.startswith("server ")]

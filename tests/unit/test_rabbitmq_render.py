@@ -185,7 +185,7 @@ def test_haproxy_checks_each_node_through_its_management_api(plans: Plans, site:
     text = content(plans, "haproxy-01", paths.haproxy_cfg)
     sections = parse_config(text)
     lines = sections[f"listen {lb.BACKEND}"]
-    assert "bind 0.0.0.0:5672" in lines and "balance roundrobin" in lines
+    assert "bind 10.0.0.11:5672" in lines and "balance roundrobin" in lines  # haproxy-01's own address only
     assert "option httpchk" in lines and "http-check connect port 15672" in lines
     send = next(line for line in lines if line.startswith("http-check send"))
     assert "uri /api/health/checks/local-alarms" in send and '"Basic ${RABBITMQ_CHECK_AUTH}"' in send
@@ -195,7 +195,7 @@ def test_haproxy_checks_each_node_through_its_management_api(plans: Plans, site:
                                                       for h, ip in zip(NODES, NODE_IPS, strict=True)]
     assert "option redispatch 1" in lines and "timeout connect 1s" in lines
     assert any("fall 2" in line and "on-marked-down shutdown-sessions" in line for line in lines)
-    assert "listen stats" in sections and f"bind 0.0.0.0:{layout.stats_port(site)}" in sections["listen stats"]
+    assert "listen stats" in sections and f"bind 10.0.0.11:{layout.stats_port(site)}" in sections["listen stats"]
 
 
 def test_haproxy_health_check_credentials_live_in_its_secret_env_file(plans: Plans, site: Site) -> None:

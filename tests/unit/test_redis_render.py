@@ -109,7 +109,7 @@ def test_timings_and_write_safety_come_from_keybuzz_yaml(seed_site: Path, kb: ty
 def test_haproxy_sends_clients_to_the_master_only(plans: Plans, site: Site) -> None:
     sections = haproxy_sections(plans, site)
     # refused, never sent to a replica, unless exactly one server is UP (a restarted HAProxy counts all UP)
-    assert sections["frontend redis"] == ["bind 0.0.0.0:6379",
+    assert sections["frontend redis"] == ["bind 10.0.0.11:6379",  # haproxy-01's own address only
                                           "tcp-request connection reject unless { nbsrv(redis) eq 1 }",
                                           "default_backend redis"]
     backend = sections["backend redis"]
@@ -175,8 +175,8 @@ def test_gates_open_only_on_a_sentinel_majority(plans: Plans, site: Site) -> Non
 
 
 def test_stats_port_differs_from_the_postgres_haproxy(plans: Plans, site: Site) -> None:
-    stats = haproxy_sections(plans, site)["listen stats"]
-    assert f"bind 0.0.0.0:{site.config.haproxy.stats_port + 1}" in stats
+    stats = haproxy_sections(plans, site, "haproxy-02")["listen stats"]
+    assert f"bind 10.0.0.12:{site.config.haproxy.stats_port + 1}" in stats
 
 
 def test_haproxy_config_is_valid_for_haproxy(plans: Plans, site: Site, tmp_path: Path) -> None:
@@ -243,15 +243,70 @@ def test_boot_guard_script(plans: Plans, site: Site, tmp_path: Path) -> None:
         "MASTER_NAME": layout.MASTER_NAME, "REDIS_PORT": "6379", "SENTINEL_PORT": "26379",
         "GUARD_TRIES": str(bootguard.GUARD_TRIES), "SERVER_DIR": layout.C_SERVER_DIR,
         "SENTINEL_DIR": layout.C_SENTINEL_DIR, "CONF": layout.C_CONF_DIR, "MONITOR_USER": "keybuzz-monitor",
-        "SERVER_MONITOR_ACL": "-@all +ping +info +config|get +client|list +client|setname +slowlog +latency|latest "
-                              "+dbsize +select +cluster|info +memory|stats",
-        "SENTINEL_MONITOR_ACL": "-@all +ping +info +client|setname +sentinel|masters +sentinel|master "
-                                "+sentinel|sentinels +sentinel|slaves +sentinel|replicas"}
-    # The metrics user reads INFO and statistics only: no key pattern, no write, no failover.
-    assert "~" not in settings["SERVER_MONITOR_ACL"] and "+@write" not in settings["SERVER_MONITOR_ACL"]
-    assert "+sentinel|failover" not in settings["SENTINEL_MONITOR_ACL"]
+        "SERVER_MONITOR_ACL": bootguard.SERVER_MONITOR_ACL, "SENTINEL_MONITOR_ACL": bootguard.SENTINEL_MONITOR_ACL}
     script = tmp_path / "keybuzz-redis.sh"
     script.write_text(text)
     assert subprocess.run(["sh", "-n", str(script)], check=False).returncode == 0
     # Passwords come from the environment through REDISCLI_AUTH and config files, never argv.
     assert "REDISCLI_AUTH=" in text and " -a " not in text
+
+
+# What redis_exporter (1.45, the lab's, and 1.62) sends with --config-command=- and no key or stream
+# option (exporter/*.go): PING, CLIENT SETNAME, INFO, LATENCY, SLOWLOG; SENTINEL on a Sentinel.
+EXPORTER_READS = {"ping", "info", "client|setname", "slowlog|len", "latency|latest", "latency|histogram"}
+EXPORTER_READS_SENTINEL = {"ping", "info", "client|setname", "sentinel|masters", "sentinel|ckquorum",
+                           "sentinel|sentinels", "sentinel|slaves"}
+
+
+@pytest.mark.parametrize(("acl", "reads"), [(bootguard.SERVER_MONITOR_ACL, EXPORTER_READS),
+                                            (bootguard.SENTINEL_MONITOR_ACL, EXPORTER_READS_SENTINEL)])
+def test_the_metrics_user_may_run_what_the_exporter_reads_and_nothing_else(acl: str, reads: set[str]) -> None:
+    rules = acl.split()
+    assert rules[0] == "-@all" and set(rules[1:]) == {f"+{command}" for command in reads}
+    # No key or channel pattern (no data), no CONFIG (requirepass and masterauth in clear), no SLOWLOG GET
+    # (slow commands' arguments), no write, no failover.
+    assert not [r for r in rules if r[0] in "~%&" or "config" in r or r in ("+slowlog", "+slowlog|get", "+@all")]
+
+
+def test_the_exporters_skip_config_and_listen_on_the_private_address(site: Site) -> None:
+    plans = module_by_name("monitoring").render(site)
+    for job in ("redis", "sentinel"):
+        command = plans["redis-01"].container(f"{job}-exporter").command
+        assert "--config-command=-" in command
+        port = {"redis": 9121, "sentinel": 9122}[job]
+        assert f"--web.listen-address=10.0.0.123:{port}" in command
+
+
+def _stub(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+
+
+def test_a_changed_metrics_user_reaches_an_existing_sentinel_conf(plans: Plans, site: Site, tmp_path: Path) -> None:
+    """The rendered entrypoint, run against a sentinel.conf Sentinel rewrote (hashed password, an old
+    ACL): the metrics user's line is the current one, every other line kept in place."""
+    data, stubs = tmp_path / "sentinel", tmp_path / "bin"
+    data.mkdir()
+    stubs.mkdir()
+    kept = ["port 26379", f"sentinel monitor {layout.MASTER_NAME} 10.0.0.125 6379 2",
+            "user default on sanitize-payload #0b14 ~* &* +@all", "sentinel current-epoch 7"]
+    stale = "user keybuzz-monitor on sanitize-payload #9f86 resetchannels -@all +info +config|get"
+    (data / "sentinel.conf").write_text("\n".join([*kept[:3], stale, kept[3]]) + "\n")
+    _stub(stubs, "find", "exit 0")  # the chown of the data dir to the image's redis user
+    _stub(stubs, "su-exec", 'shift; exec "$@"')
+    _stub(stubs, "redis-server", 'cat "$1"')  # what Sentinel would start with
+    text = plans["redis-02"].file(layout.host_paths(site).script).content
+    text = re.sub(r"^SENTINEL_DIR=.*$", f"SENTINEL_DIR={shlex.quote(str(data))}", text, flags=re.M)
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "REDIS_PASSWORD": "p1", "REDIS_SENTINEL_PASSWORD": "p2",
+           "REDIS_MONITOR_PASSWORD": "new-monitor-password"}
+    for _ in range(2):  # every start, not only the first after a change
+        result = subprocess.run(["sh", "-c", text, "keybuzz-redis.sh", "sentinel"], env=env, capture_output=True,
+                                text=True, timeout=10, check=False)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert [line for line in lines if not line.startswith("user keybuzz-monitor ")] == kept
+        assert [line for line in lines if line.startswith("user keybuzz-monitor ")] == [
+            f"user keybuzz-monitor on >new-monitor-password {bootguard.SENTINEL_MONITOR_ACL}"]
+    assert [f.name for f in data.iterdir()] == ["sentinel.conf"]  # written through a mktemp file, renamed
+    assert (data / "sentinel.conf").stat().st_mode & 0o077 == 0

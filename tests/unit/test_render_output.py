@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 from pathlib import Path
@@ -134,3 +135,41 @@ def test_a_file_path_with_dotdot_never_escapes_the_output(seed_site: Path, tmp_p
     with pytest.raises(ValueError, match=r"contains '\.\.'"):
         write_render(load_site(seed_site), tmp_path / "out", [Escaping()])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def derived_forms(site: Site) -> dict[str, str]:
+    """What files may hold instead of a raw secret: base64 of every user:password pair of a credentials file
+    (HTTP basic auth), RabbitMQ's password hashes (definitions.json), the monitoring login's bcrypt hash
+    (web.yml), each also JSON-escaped."""
+    from keybuzz.modules.rabbitmq import conf as rabbitmq_conf
+
+    forms: dict[str, str] = {}
+    for service, values in site.credentials.items():
+        users = [(k, v) for k, v in values.items() if k.endswith("_USER")]
+        secrets = [(k, v) for k, v in values.items() if k.endswith(("_PASSWORD", "_SECRET", "_KEY", "_TOKEN"))]
+        for user_key, user in users:
+            for secret_key, secret in secrets:
+                token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+                forms[f"base64 {service} {user_key}:{secret_key}"] = token
+    rabbit = site.credentials.get("rabbitmq", {})
+    for key in ("RABBITMQ_ADMIN", "RABBITMQ_APP", "RABBITMQ_MONITOR"):
+        user, password = rabbit[f"{key}_USER"], rabbit[f"{key}_PASSWORD"]
+        forms[f"rabbitmq hash {key}"] = rabbitmq_conf.password_hash(password, rabbitmq_conf._salt(site, user))
+    monitoring = site.credentials.get("monitoring", {})
+    if monitoring:
+        from keybuzz.modules.monitoring import layout as monitoring_layout
+        from keybuzz.modules.monitoring import webauth
+
+        forms["bcrypt of the monitoring login"] = webauth.password_hash(
+            *monitoring_layout.web_login(site), monitoring[monitoring_layout.WEB_SALT_KEY])
+    return forms | {f"{name} (JSON)": json.dumps(value)[1:-1] for name, value in forms.items()}
+
+
+def test_secrets_derived_from_credentials_never_reach_the_render_output(seed_site: Path, tmp_path: Path):
+    site = load_site(seed_site)
+    out = tmp_path / "render"
+    write_render(site, out)
+    text = every_text(out)
+    leaked = [name for name, form in derived_forms(site).items() if form in text]
+    assert leaked == []
+    assert "RABBITMQ_CHECK_AUTH=***" in text  # the file is there, its value redacted

@@ -1,4 +1,4 @@
-"""servers.tsv parser: the format of issue 2, every error collected as file:line: what (hint)."""
+"""servers.tsv parser: the documented format (docs/site.md), every error collected as file:line: what (hint)."""
 
 from __future__ import annotations
 

@@ -38,11 +38,15 @@ def install(
                              "will not come back (asks for the module's name).")] = None,
     confirm: Annotated[str | None, typer.Option("--confirm", help="The module name, to --force-boot in scripts.")
                        ] = None,
+    allow_missing_base_os: Annotated[bool, typer.Option(
+        "--allow-missing-base-os", help="Install on servers where base_os (the firewall) is not installed: a "
+                                        "warning instead of a refusal; their ports stay open to the network.")
+    ] = False,
 ) -> None:
     """Install the modules of this version in the seed's order, each validated before the next.
 
     First `keybuzz lint` (its errors stop the run) and the pre-checks of every host (SSH, container
-    CLI, disk, ports, clock: every problem at once); nothing changes unless both pass."""
+    CLI, disk, ports, clock, base_os's firewall: every problem at once); nothing changes unless both pass."""
     from keybuzz.cli.site_cmds import lint_table
     from keybuzz.engine import Engine, InstallFailed, PrecheckFailed, install_modules, select_modules
     from keybuzz.lint import lint
@@ -75,7 +79,8 @@ def install(
 
     async def run() -> list:
         async with Engine(loaded, dry_run=dry_run, console=console, verbose=verbose, force_boot=forced) as engine:
-            results = await install_modules(engine, modules, clean=clean, only=names)
+            results = await install_modules(engine, modules, clean=clean, only=names,
+                                            allow_missing_base_os=allow_missing_base_os)
             console.print(_results_table(f"install {site}" + (" (dry-run)" if dry_run else ""), results))
             verb = "would change" if dry_run else "changes"
             restarts = "container (re)starts that would happen" if dry_run else "container (re)starts"

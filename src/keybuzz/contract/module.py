@@ -64,6 +64,8 @@ class Module:
     role_needs: tuple[RoleNeed, ...] = ()
     settings: tuple[SettingsSection, ...] = ()
     credentials: CredentialFile | None = None
+    # Files the operator writes (a paging URL): never generated, typed at load like the others.
+    operator_credentials: tuple[CredentialFile, ...] = ()
     images: tuple[ImageSpec, ...] = ()
     software: tuple[SoftwarePin, ...] = ()
     lint_rules: tuple[Rule, ...] = ()

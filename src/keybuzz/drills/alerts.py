@@ -40,10 +40,11 @@ class AlertTiming:
 
 
 class AlertWatch:
-    """Polls Prometheus (the first of `urls` that answers) every POLL_S s from `start` on."""
+    """Polls Prometheus (the first of `servers` that answers, with the site's login) every POLL_S s
+    from `start` on."""
 
-    def __init__(self, urls: list[str]):
-        self.urls = urls
+    def __init__(self, servers: list[api.WebApi]):
+        self.servers = servers
         self.timings: dict[str, AlertTiming] = {}
         self.last_error = ""
         self._before: set[str] = set()
@@ -52,11 +53,11 @@ class AlertWatch:
         self._task: asyncio.Task[None] | None = None
 
     async def _active(self) -> list[api.Alert] | None:
-        for url in self.urls:
+        for server in self.servers:
             try:
-                return await api.alerts(url)
+                return await api.alerts(server)
             except Exception as exc:
-                self.last_error = f"{url}: {describe(exc)}"
+                self.last_error = f"{server.url}: {describe(exc)}"
         return None
 
     async def baseline(self) -> None:

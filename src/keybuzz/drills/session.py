@@ -8,7 +8,7 @@ from keybuzz.contract import DeployContext, DrillContext, Faults, Module
 from keybuzz.drills.alerts import AlertTimes, AlertWatch
 from keybuzz.drills.report import DrillReport, RoundResult
 from keybuzz.drills.runner import measure_round
-from keybuzz.modules.monitoring import api, layout
+from keybuzz.modules.monitoring import api
 from keybuzz.modules.monitoring.scrape import MAX_SCRAPE_TIMEOUT_S
 from keybuzz.modules.monitoring.settings import MonitoringSettings
 from keybuzz.poll import describe
@@ -53,9 +53,9 @@ async def run_drill(module: Module, ctx: DeployContext, faults: Faults, scenario
     return report
 
 
-async def prometheus_for_alerts(site: Site) -> tuple[list[str], str]:
-    """The site's Prometheus URLs when one answers; otherwise none, and why alerts go unrecorded."""
-    urls = layout.prometheus_urls(site)
+async def prometheus_for_alerts(site: Site) -> tuple[list[api.WebApi], str]:
+    """The site's Prometheus servers when one answers; otherwise none, and why alerts go unrecorded."""
+    urls = api.prometheus_servers(site)
     if not urls:
         return [], "not recorded: no monitor servers"
     errors = []

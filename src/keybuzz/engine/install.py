@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from keybuzz.contract import CheckResult, Module
 from keybuzz.engine.context import Engine, Stats
-from keybuzz.engine.precheck import Problem, precheck
+from keybuzz.engine.precheck import Problem, base_os_command, precheck
 from keybuzz.errors import OperationFailed
 from keybuzz.poll import describe
 from keybuzz.site import Site
@@ -70,12 +70,15 @@ def select_modules(modules: Sequence[Module], *, start_from: int | None = None,
     return chosen
 
 
-def resume_command(site: Path, module: Module, only: Sequence[str] | None, dry_run: bool) -> str:
+def resume_command(site: Path, module: Module, only: Sequence[str] | None, dry_run: bool,
+                   allow_missing_base_os: bool = False) -> str:
     argv = ["keybuzz", "install", "--site", str(site), "--start-from-module", str(module.number)]
     if only:
         argv += ["--only", ",".join(only)]
     if dry_run:
         argv.append("--dry-run")
+    if allow_missing_base_os:
+        argv.append("--allow-missing-base-os")
     return shlex.join(argv)
 
 
@@ -90,14 +93,18 @@ async def validate_module(engine: Engine, module: Module) -> list[CheckResult]:
 
 
 async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: bool = False,
-                          only: Sequence[str] | None = None) -> list[ModuleResult]:
+                          only: Sequence[str] | None = None, allow_missing_base_os: bool = False) -> list[ModuleResult]:
     """Pre-checks, then deploy and validate each module; a pre-check problem raises PrecheckFailed (nothing
-    changed), the first later failure InstallFailed with the resume command."""
+    changed), the first later failure InstallFailed with the resume command. `allow_missing_base_os`
+    turns a server without base_os's firewall from a refusal into a warning."""
     results: list[ModuleResult] = []
     site = engine.site
     started = time.monotonic()
     installing = [m for m in modules if m.implemented and m.hosts(site)]
     problems = await precheck(engine, installing, _rendered_hosts(site, installing))
+    if allow_missing_base_os:
+        _warn_missing_base_os(engine, [p for p in problems if p.missing_base_os])
+        problems = [p for p in problems if not p.missing_base_os]
     if problems:
         raise PrecheckFailed(problems)
     engine.log.info("step=pre-checks result=ok duration=%.3fs", time.monotonic() - started)
@@ -134,7 +141,7 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
             failure = exc if isinstance(exc, OperationFailed) else OperationFailed(
                 describe(exc), module=module.name, step="render")
             failure.module = failure.module or module.name
-            failure.resume = resume_command(site.root, module, only, engine.dry_run)
+            failure.resume = resume_command(site.root, module, only, engine.dry_run, allow_missing_base_os)
             result.status, result.error = "failed", str(failure)
             _finish(engine, result, before, started)
             results.append(result)
@@ -142,6 +149,18 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
         _finish(engine, result, before, started)
         results.append(result)
     return results
+
+
+def _warn_missing_base_os(engine: Engine, missing: list[Problem]) -> None:
+    """Said on screen and in the logs: the operator chose to run without the firewall there."""
+    if not missing:
+        return
+    hosts = ", ".join(p.host for p in missing)
+    engine.log.warning("step=pre-checks base_os=missing hosts=%s override=--allow-missing-base-os",
+                       ",".join(p.host for p in missing))
+    engine.console.print(f"[yellow]warning: base_os is not installed on {escape(hosts)} (--allow-missing-base-os): "
+                         "no firewall there, every port these modules open is reachable from the whole network "
+                         f"until `{escape(base_os_command(engine.site))}`[/yellow]")
 
 
 def _rendered_hosts(site: Site, modules: Sequence[Module]) -> dict[str, bool]:

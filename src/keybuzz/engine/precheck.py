@@ -6,7 +6,9 @@ Per host, in one command: SSH answers within PRECHECK_CONNECT_S (no retry) and t
 container CLI is installed; the data folder's filesystem has room; no foreign process listens
 on a port a module needs there (a port is the module's own when one of the module's
 containers runs on that host); the clock is within MAX_CLOCK_SKEW_S of this machine's; each
-volume keybuzz.yaml gives the host is a device keybuzz may format or mount (keybuzz.volumes).
+volume keybuzz.yaml gives the host is a device keybuzz may format or mount (keybuzz.volumes);
+base_os's firewall table is loaded, unless base_os is installed first in the same run: without
+it every port a module opens is reachable from the whole network.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from dataclasses import dataclass
 from keybuzz.contract import Module
 from keybuzz.engine.context import Engine
 from keybuzz.errors import OperationFailed
+from keybuzz.modules.base_os import layout as base_os
 from keybuzz.registry import host_ports
 from keybuzz.remote.probe import parse_probe, probe_script
 from keybuzz.remote.ssh import HostUnreachable
+from keybuzz.site import Site
 from keybuzz.volumes.plan import Volume, volumes
 from keybuzz.volumes.prepare import refusals as volume_refusals
 
@@ -38,11 +42,12 @@ class Problem:
     ip: str
     what: str
     fix: str
+    missing_base_os: bool = False  # waived by `install --allow-missing-base-os`, which warns instead
 
 
 def facts_script(data_root: str, cli: str) -> str:
     """One read-only command: the engine's container listing (cached like a converge's probe), then
-    CLI present, free disk under data_root, listening TCP ports, clock."""
+    CLI present, free disk under data_root, listening TCP ports, clock, base_os's firewall table."""
     q = shlex.quote
     return probe_script([], cli).removesuffix("exit 0\n") + "\n".join([
         f"echo '{_MARK}cli'; command -v {q(cli)} || echo missing",
@@ -51,6 +56,7 @@ def facts_script(data_root: str, cli: str) -> str:
         f"echo '{_MARK}df'; df -Pk \"$d\"",  # the last line is the filesystem's
         f"echo '{_MARK}tcp'; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null",
         f"echo '{_MARK}clock'; date +%s.%N",
+        f"echo '{_MARK}base_os'; nft list table inet {base_os.TABLE} >/dev/null 2>&1 && echo loaded || echo missing",
         "exit 0",
     ]) + "\n"
 
@@ -113,8 +119,23 @@ def host_problems(host: str, ip: str, facts: dict[str, list[str]], *, cli: str |
     return problems
 
 
+def base_os_command(site: Site) -> str:
+    """The command that installs base_os on every server of the site."""
+    return shlex.join(["keybuzz", "install", "--site", str(site.root), "--only", base_os.MODULE])
+
+
+def base_os_problem(host: str, ip: str, facts: dict[str, list[str]], install_base_os: str) -> Problem | None:
+    """Pure: base_os's nftables table is not loaded on the host (never installed, cleaned up, or
+    flushed): nothing filters its ports. `install_base_os` is the command that fixes it."""
+    if facts.get("base_os", ["missing"])[-1] == "loaded":
+        return None
+    return Problem(host, ip, f"base_os is not installed (no nftables table inet {base_os.TABLE}): without its "
+                   "firewall every port the modules open here is reachable from the whole network",
+                   f"`{install_base_os}` first, or install anyway with --allow-missing-base-os", missing_base_os=True)
+
+
 async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str]],
-               containers: bool, host_volumes: list[Volume]) -> list[Problem]:
+               containers: bool, host_volumes: list[Volume], install_base_os: str | None) -> list[Problem]:
     ip = str(engine.site.server(hostname).private_ip)
     try:
         await engine.pool.connection(hostname, timeout=PRECHECK_CONNECT_S, retries=0)
@@ -133,6 +154,8 @@ async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str
     skew = float(clock) - (sent + time.time()) / 2 if clock.replace(".", "", 1).isdigit() else None
     problems = host_problems(hostname, ip, facts, cli=cli if containers else None, data_root=data_root, ports=ports,
                              skew=skew)
+    missing = base_os_problem(hostname, ip, facts, install_base_os) if install_base_os else None
+    problems += [missing] if missing else []
     try:
         refused = await volume_refusals(engine, host_volumes)
     except OperationFailed as exc:
@@ -152,12 +175,13 @@ def _ssh_fix(message: str, engine: Engine) -> str:
 
 async def precheck(engine: Engine, modules: Sequence[Module], hostnames: Mapping[str, bool]) -> list[Problem]:
     """Every problem of these hosts (-> whether a container runs there) for these modules (empty: the
-    install may start)."""
+    install may start). base_os is asked for unless it is one of the modules (it is installed first)."""
     site = engine.site
     table = host_ports(site, list(modules))
     hosts = sorted(hostnames, key=lambda h: site.server(h).line)
     wanted = volumes(site, modules)
+    install_base_os = None if any(m.name == base_os.MODULE for m in modules) else base_os_command(site)
     answers = await asyncio.gather(*(_one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h],
-                                          [v for v in wanted if v.host == h])
+                                          [v for v in wanted if v.host == h], install_base_os)
                                      for h in hosts))
     return [problem for problems in answers for problem in problems]

@@ -26,7 +26,7 @@ from keybuzz.lab.errors import LabError, run
 from keybuzz.lab.hostfiles import DATA_ROOT, HOST_INIT, HostFolder, hosts_file
 from keybuzz.lab.images import DEFAULT_IMAGE_ROOT, BuildReport, ImageStore, image_refs
 from keybuzz.lab.lb import lb_haproxy_config
-from keybuzz.lab.site import LAB_DOMAIN, lab_config, write_lab_site
+from keybuzz.lab.site import LAB_DOMAIN, add_credentials, lab_config, write_lab_site
 from keybuzz.lab.topology import DEFAULT_SUBNET, HostSpec, Names, check_lab_dir, gateway_ip, host_ip
 from keybuzz.lab.topology import topology as topology_hosts
 
@@ -155,6 +155,7 @@ class Lab:
                     self._complete(state):
                 volumes.attach(self.dir, self.dir / "hosts", specs)  # again after a reboot of this machine
                 restored = self.restore()
+                add_credentials(self.site_dir)
                 self.log(f"lab {self.dir} is already up ({len(state['hosts'])} hosts"
                          + (f"; booted or healed {', '.join(restored)})" if restored else ")"))
                 return UpReport(time.monotonic() - started, [], len(state["hosts"]), already_up=True)

@@ -11,6 +11,8 @@ from keybuzz.images import LabAlias, LabRecipe
 from keybuzz.lab.topology import HostSpec, host_ip
 from keybuzz.lab.volumes import volume_config
 from keybuzz.registry import credential_files, example_config, images, seed_versions
+from keybuzz.secrets import CredentialStore
+from keybuzz.site.loader import CREDENTIALS_DIR
 from keybuzz.site.writer import ServerRow, write_site
 
 LAB_DOMAIN = "lab.keybuzz.io"
@@ -79,3 +81,8 @@ def write_lab_site(root: Path, subnet: ipaddress.IPv4Network, hosts: list[HostSp
                lab_versions(refs), COMMENT, credential_files())
     path = root / "versions.yaml"
     path.write_text(annotate_versions(path.read_text()))
+
+
+def add_credentials(root: Path) -> list[str]:
+    """What the modules declare and a reused lab's site lacks (a module's new login); existing values kept."""
+    return CredentialStore(root / CREDENTIALS_DIR).ensure(credential_files())

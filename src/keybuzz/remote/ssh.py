@@ -3,8 +3,9 @@
 Known hosts: `ssh.known_hosts` in keybuzz.yaml is an OpenSSH known_hosts file (relative paths are
 taken from the site folder, `~` is expanded) and host keys are checked strictly against it: an
 unknown or changed key is a per-host error, never a silent accept. `known_hosts: null` turns the
-check off (a warning is logged on every run); use it only on a network you trust. The lab writes
-its own known_hosts next to its site.
+check off only together with `insecure_accept_any_host_key: true` (the site refuses one without the
+other; a warning is logged on every run); use it only on a network you trust. The lab writes its own
+known_hosts next to its site.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def _options(settings: SshSettings) -> asyncssh.SSHClientConnectionOptions:
         raise OperationFailed(f"cannot read SSH identity file {settings.identity_file}: {exc}",
                               step="ssh setup") from None
     if settings.known_hosts is None:
-        log.warning("ssh.known_hosts is null: host keys are NOT checked")
+        log.warning("ssh.insecure_accept_any_host_key: host keys are NOT checked; anyone on the path can pose "
+                    "as a server and receive its secrets")
         known_hosts = None
     else:
         try:

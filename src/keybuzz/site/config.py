@@ -10,6 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from keybuzz.site.roles import Role
+from keybuzz.values import DEVICE_PATH, DNS_NAME, LOCAL_PATH, MOUNT_OPTION, NAME, PLATFORM_ROOT, POSIX_USER, REGISTRY
+
 
 class Strict(BaseModel):
     """Unknown keys are errors: a typo must never silently fall back to a default."""
@@ -24,7 +27,7 @@ class Network(Strict):
 class LoadBalancer(Strict):
     """A managed load balancer (Hetzner in production, a TCP HAProxy host in the lab)."""
 
-    name: str
+    name: NAME.type
     vip: ipaddress.IPv4Address
     target_role: Literal["haproxy", "proxysql"]
     ports: list[int] = Field(min_length=1)
@@ -50,26 +53,33 @@ def _default_load_balancers() -> list[LoadBalancer]:
 
 
 class Paths(Strict):
-    data_root: str = "/opt/keybuzz"
-    config_root: str = "/opt/keybuzz"
+    """Every module's folders are `<root>/<module>`: these reach mkdir, chown, fstab and rm -rf as root."""
 
-    @field_validator("data_root", "config_root")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must be an absolute path")
-        return value.rstrip("/") or "/"
+    data_root: PLATFORM_ROOT.type = "/opt/keybuzz"
+    config_root: PLATFORM_ROOT.type = "/opt/keybuzz"
 
 
 class Ssh(Strict):
-    user: str = "root"
+    """`known_hosts: null` turns host-key checking off: refused unless `insecure_accept_any_host_key: true`
+    says so too (then anyone on the path to a server can pose as it and receive every secret)."""
+
+    user: POSIX_USER.type = "root"
     port: int = Field(default=22, ge=1, le=65535)
-    identity_file: str = "~/.ssh/id_ed25519"
-    known_hosts: str | None = "~/.ssh/known_hosts"
+    identity_file: LOCAL_PATH.type = "~/.ssh/id_ed25519"
+    known_hosts: LOCAL_PATH.type | None = "~/.ssh/known_hosts"
+    insecure_accept_any_host_key: bool = False
     connect_timeout_s: float = Field(default=10.0, gt=0)
     command_timeout_s: float = Field(default=300.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
     parallelism: int = Field(default=20, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _host_keys_checked(self) -> Ssh:
+        if self.known_hosts is None and not self.insecure_accept_any_host_key:
+            raise ValueError("known_hosts is null: host keys would not be checked. Give an OpenSSH known_hosts "
+                             "file (ssh-keyscan the servers into it), or, on a network you trust, also set "
+                             "ssh.insecure_accept_any_host_key: true")
+        return self
 
 
 class HaproxySettings(Strict):
@@ -89,18 +99,18 @@ class VolumeAttach(Strict):
     server of a role: `use` names the path as `module.name` (docs/volumes.md lists them; a wrong
     one is answered with the known ones)."""
 
-    server: str | None = None
-    role: str | None = None
+    server: NAME.type | None = None
+    role: Role | None = None
     use: str = Field(pattern=r"^[a-z_]+\.[a-z_]+$")
-    device: str
+    device: DEVICE_PATH.type
     filesystem: Literal["xfs"] = "xfs"
-    options: list[str] = Field(default_factory=lambda: ["noatime"])
+    options: list[MOUNT_OPTION.type] = Field(default_factory=lambda: ["noatime"])
     min_free_percent: int = Field(default=10, ge=0, le=90)
 
     @field_validator("device")
     @classmethod
     def _stable_device(cls, device: str) -> str:
-        if not device.startswith(STABLE_DEVICE_PREFIXES) or device.rstrip("/") != device or ".." in device:
+        if not device.startswith(STABLE_DEVICE_PREFIXES) or DEVICE_PATH.problem(device):
             raise ValueError(f"{device!r} is not a stable device path: name the volume by /dev/disk/by-id/... "
                              "(Hetzner: /dev/disk/by-id/scsi-0HC_Volume_ID) or /dev/disk/by-path/...; "
                              "/dev/sdX can name another disk after a reboot")
@@ -110,8 +120,8 @@ class VolumeAttach(Strict):
     @classmethod
     def _plain_options(cls, options: list[str]) -> list[str]:
         for option in options:
-            if not option or any(c in option for c in ", \t") or option.startswith("x-keybuzz"):
-                raise ValueError(f"mount option {option!r}: one option per item, no comma or space")
+            if option.startswith("x-keybuzz"):
+                raise ValueError(f"mount option {option!r}: x-keybuzz marks keybuzz's own fstab lines")
         return options
 
     @model_validator(mode="after")
@@ -123,11 +133,11 @@ class VolumeAttach(Strict):
 
 class CoreConfig(Strict):
     network: Network = Network()
-    domain: str = "keybuzz.io"
+    domain: DNS_NAME.type = "keybuzz.io"
     dns_servers: list[ipaddress.IPv4Address] = [ipaddress.IPv4Address("1.1.1.1"),
                                                  ipaddress.IPv4Address("8.8.8.8")]
     container_cli: Literal["docker", "podman"] = "docker"
-    registry: str | None = None
+    registry: REGISTRY.type | None = None
     load_balancers: list[LoadBalancer] = Field(default_factory=_default_load_balancers)
     paths: Paths = Paths()
     ssh: Ssh = Ssh()

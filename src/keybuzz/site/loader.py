@@ -135,7 +135,7 @@ def load_site(root: Path, schema: SiteSchema | None = None, *, require_credentia
     if require_credentials:
         store = CredentialStore(root / CREDENTIALS_DIR)
         errors.extend(store.permission_errors())
-        credentials, cred_errors = store.load()
+        credentials, cred_errors = store.load(schema.credentials)
         errors.extend(cred_errors)
         needed = [file for file in schema.credentials if any(s.has(r) for s in servers for r in file.roles)]
         if store.folder.is_dir():

@@ -18,6 +18,7 @@ from pydantic import BaseModel, create_model
 from keybuzz.errors import InputError
 from keybuzz.secrets import CredentialFile
 from keybuzz.site.config import CoreConfig, Strict
+from keybuzz.values import untyped_text_fields
 
 if TYPE_CHECKING:
     from keybuzz.site.model import Site
@@ -35,6 +36,10 @@ class SettingsSection:
     def __post_init__(self) -> None:
         if not self.path or self.path[0] in CoreConfig.model_fields:
             raise ValueError(f"settings path {self.path} is empty or a core keybuzz.yaml key")
+        untyped = untyped_text_fields(self.model)
+        if untyped:  # a site value reaches shells and config files: it must have a kind (keybuzz.values)
+            raise ValueError(f"settings {'.'.join(self.path)}: text field(s) {', '.join(untyped)} have no kind: "
+                             "use a keybuzz.values kind (NAME.type, ...), a Literal or Field(pattern=r'^...$')")
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 from keybuzz.errors import InputError
+from keybuzz.site.roles import ROLES
 from keybuzz.site.schema import Quorum
 
-ROLES: tuple[str, ...] = (
-    "install", "haproxy", "db", "redis", "queue", "minio", "maria", "proxysql",
-    "k3s-master", "k3s-worker", "monitor", "app",
-)
+__all__ = ["ROLES", "Server", "parse_servers_tsv"]
 COLUMNS: tuple[str, ...] = ("hostname", "private_ip", "public_ip", "roles", "fqdn")
 REQUIRED_COLUMNS: tuple[str, ...] = ("hostname", "private_ip", "roles")
 
-_HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_FQDN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_HOSTNAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_FQDN_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _SECRET_ASSIGNMENT = re.compile(r"(?i)(pass(word|wd)?|secret|token|api[_-]?key)\s*[=:]")
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=]{16,}")
 _SHOWN = 40  # longest value echoed back in a message (a mangled line can be megabytes)
@@ -77,12 +75,12 @@ def _parse_ip(value: str, column: str, file: str, line: int,
 
 
 def _valid_hostname(name: str) -> bool:
-    return bool(_HOSTNAME.match(name))
+    return bool(_HOSTNAME.fullmatch(name))
 
 
 def _valid_fqdn(name: str) -> bool:
     labels = name.rstrip(".").split(".")
-    return len(name) <= 253 and len(labels) >= 2 and all(_FQDN_LABEL.match(label) for label in labels)
+    return len(name) <= 253 and len(labels) >= 2 and all(_FQDN_LABEL.fullmatch(label) for label in labels)
 
 
 def parse_servers_tsv(

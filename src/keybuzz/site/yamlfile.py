@@ -94,7 +94,7 @@ def validate_model(model: type[M], located: LocatedYaml, file: str) -> tuple[M |
         for err in exc.errors():
             loc = tuple(err["loc"])
             dotted = ".".join(str(p) for p in loc) or "(top level)"
-            message = err["msg"]
+            message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message, hint = f"unknown key {dotted}", "remove it or check its spelling"
             elif err["type"] == "missing":

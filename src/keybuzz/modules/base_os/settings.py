@@ -9,11 +9,21 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from keybuzz.site.config import Strict
+from keybuzz.site.roles import Role
+from keybuzz.values import DESCRIPTION, DNS_NAME, HOST, RESOLVER_OPTION, SSHD_PATTERN, ValueKind
 
 # An `installer` entry that means the first address of network.cidr: where the lab's control machine
 # sits on its bridge. A Hetzner network's first address is its router, from which nothing connects.
 GATEWAY = "gateway"
 _SIZE = r"^[1-9][0-9]*[KMG]$"
+_IPV4_NETWORK = r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]{1,2})?"
+# A firewall source: a role, `install`, `load-balancer` or an IPv4 network (checked again as a network).
+ALLOW_FROM = ValueKind("a role, install, load-balancer or an IPv4 network", rf"[a-z0-9-]+|{_IPV4_NETWORK}",
+                       "e.g. app, monitor, load-balancer or 203.0.113.0/24", max_length=32)
+# An `installer` entry: a servers.tsv hostname, an IPv4 address or network, or `gateway`.
+INSTALLER = ValueKind(f"a servers.tsv hostname, an IPv4 address or network, or {GATEWAY!r}",
+                      rf"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?|{_IPV4_NETWORK}", "e.g. install-01, 10.0.0.5 or gateway",
+                      max_length=63)
 
 
 class SshHardening(Strict):
@@ -24,21 +34,13 @@ class SshHardening(Strict):
     `from_roles` may SSH to every server besides the installer; `admin_networks` (a VPN, an office)
     may SSH to the install servers (the way in for people: empty by default, `0.0.0.0/0` opens it to all)."""
 
-    allow_users: list[str] = Field(default_factory=lambda: ["root"])
-    allow_groups: list[str] = Field(default_factory=list)
+    allow_users: list[SSHD_PATTERN.type] = Field(default_factory=lambda: ["root"])
+    allow_groups: list[SSHD_PATTERN.type] = Field(default_factory=list)
     max_auth_tries: int = Field(default=3, ge=1, le=10)
     login_grace_time_s: int = Field(default=20, ge=5, le=600)
     client_alive_interval_s: int = Field(default=300, ge=0, le=3600)
-    from_roles: list[str] = Field(default_factory=list)
+    from_roles: list[Role] = Field(default_factory=list)
     admin_networks: list[ipaddress.IPv4Network] = Field(default_factory=list)
-
-    @field_validator("allow_users", "allow_groups")
-    @classmethod
-    def _patterns(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not value or any(c.isspace() or c in "\"'#" for c in value):
-                raise ValueError(f"{value!r} is not an sshd user/group pattern (no spaces, quotes or #)")
-        return values
 
 
 class OpenPort(Strict):
@@ -46,9 +48,9 @@ class OpenPort(Strict):
 
     port: int = Field(ge=1, le=65535)
     protocol: Literal["tcp", "udp"] = "tcp"
-    role: str  # the servers that listen
-    allow_from: list[str] = Field(default_factory=list)  # roles, `install`, `load-balancer` or IPv4 networks
-    service: str = Field(default="site rule", pattern=r"^[A-Za-z0-9 ._()/+-]{1,60}$")
+    role: Role  # the servers that listen
+    allow_from: list[ALLOW_FROM.type] = Field(default_factory=list)  # roles, `install`, `load-balancer`, networks
+    service: DESCRIPTION.type = "site-rule"
 
 
 class Firewall(Strict):
@@ -60,8 +62,8 @@ class Dns(Strict):
     default, and what the lab's hosts read); `systemd-resolved` writes a resolved.conf drop-in (the seed's)."""
 
     manager: Literal["resolv.conf", "systemd-resolved"] = "resolv.conf"
-    search: list[str] | None = None  # default: keybuzz.yaml `domain`
-    options: list[str] = Field(default_factory=lambda: ["timeout:2", "attempts:2"])
+    search: list[DNS_NAME.type] | None = None  # default: keybuzz.yaml `domain`
+    options: list[RESOLVER_OPTION.type] = Field(default_factory=lambda: ["timeout:2", "attempts:2"])
 
 
 class Journald(Strict):
@@ -74,13 +76,13 @@ class BaseOsSettings(Strict):
     """`machine_wide: render` (what the lab sets) never applies what acts on the whole machine (swap,
     vm./kernel. sysctls, the clock, packages): it is rendered and checked, and reported as not applied."""
 
-    installer: list[str] = Field(default_factory=list)  # besides the servers with role install
+    installer: list[INSTALLER.type] = Field(default_factory=list)  # besides the servers with role install
     ssh: SshHardening = SshHardening()
     firewall: Firewall = Firewall()
     dns: Dns = Dns()
     journald: Journald = Journald()
-    ntp_servers: list[str] = Field(default_factory=lambda: ["ntp1.hetzner.de", "ntp2.hetzner.com",
-                                                            "ntp3.hetzner.net"])
+    ntp_servers: list[HOST.type] = Field(default_factory=lambda: ["ntp1.hetzner.de", "ntp2.hetzner.com",
+                                                                  "ntp3.hetzner.net"])
     disable_swap: bool = True
     machine_wide: Literal["apply", "render"] = "apply"
 
@@ -90,10 +92,9 @@ class BaseOsSettings(Strict):
         for value in values:
             if value == GATEWAY:
                 continue
-            try:
-                ipaddress.IPv4Network(value, strict=False)
-            except ValueError:
-                if not value.replace("-", "").isalnum() or value != value.lower():
-                    raise ValueError(f"installer entry {value!r}: a servers.tsv hostname, an IPv4 address or "
-                                     f"network, or {GATEWAY!r}") from None
+            if value[0].isdigit() and value.replace(".", "").replace("/", "").isdigit():
+                try:
+                    ipaddress.IPv4Network(value, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"installer entry {value!r}: {exc}") from None
         return values

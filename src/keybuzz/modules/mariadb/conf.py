@@ -61,6 +61,10 @@ def my_cnf(site: Site, server: Server) -> str:
         "wsrep_sst_method = mariabackup",
         f'wsrep_provider_options = "{provider_options(site, server)}"',
         "wsrep_slave_threads = 4",
+        # The SST scripts' socat: the joiner listens on every interface unless bound (socat's
+        # `bind=`); the donor's connection leaves from this address too.
+        "[sst]",
+        f"sockopt = bind={ip}",
         f"!include {layout.C_CONF_DIR}/secrets.cnf",
         "",
     ]

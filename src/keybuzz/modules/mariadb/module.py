@@ -18,6 +18,7 @@ from keybuzz.render import Plans
 from keybuzz.secrets import CredentialFile, CredentialSpec
 from keybuzz.site import Site
 from keybuzz.site.schema import SettingsSection
+from keybuzz.values import MARIADB_NAME
 
 MARIADB_IMAGE = "mariadb:10.11.10"  # LTS (maintained to 2028); the official image ships Galera 4
 HEALTH_IMAGE = "keybuzz/galera-health:1.0-py3.11"
@@ -36,11 +37,11 @@ class MariadbModule(MariadbDrills, Module):
                                 example={"suspect_timeout_s": 5, "inactive_timeout_s": 15}))
     credentials = CredentialFile("mariadb", (
         CredentialSpec("MARIADB_ROOT_PASSWORD"),
-        CredentialSpec("MARIADB_SST_USER", "mariabackup"),
+        CredentialSpec("MARIADB_SST_USER", "mariabackup", kind=MARIADB_NAME),
         CredentialSpec("MARIADB_SST_PASSWORD"),
-        CredentialSpec("MARIADB_APP_USER", "erpnext"),
+        CredentialSpec("MARIADB_APP_USER", "erpnext", kind=MARIADB_NAME),
         CredentialSpec("MARIADB_APP_PASSWORD"),
-        CredentialSpec("MARIADB_MONITOR_USER", "monitor"),
+        CredentialSpec("MARIADB_MONITOR_USER", "monitor", kind=MARIADB_NAME),
         CredentialSpec("MARIADB_MONITOR_PASSWORD"),
     ), roles=("maria", "proxysql"))
     images = (

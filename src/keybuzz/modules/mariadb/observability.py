@@ -27,7 +27,8 @@ def _env(site: Site, server: Server) -> str:
 
 
 def metrics(site: Site) -> list[MetricsEndpoint]:
-    args = (f"--web.listen-address=0.0.0.0:{EXPORTER_PORT}", *(f"--no-collect.{c}" for c in OFF_COLLECTORS))
+    # {ip}: the server's private address (the exporter's default is every interface).
+    args = (f"--web.listen-address={{ip}}:{EXPORTER_PORT}", *(f"--no-collect.{c}" for c in OFF_COLLECTORS))
     return [MetricsEndpoint("mariadb", "maria", EXPORTER_PORT,
                             exporter=Exporter("mysqld-exporter", "/bin/mysqld_exporter", args, _env))]
 

@@ -19,7 +19,7 @@ def _listed(items: list[str]) -> str:
     return "; ".join(items[:SHOWN]) + more
 
 
-async def _targets_twice(base: str, scrape_interval_s: int) -> list[api.TargetState]:
+async def _targets_twice(base: api.WebApi, scrape_interval_s: int) -> list[api.TargetState]:
     """The targets; when some are not up, read again after one more scrape: one slow scrape on a
     busy server is not a target down (the alerts wait their `for:` too)."""
     targets = await api.targets(base)
@@ -29,7 +29,7 @@ async def _targets_twice(base: str, scrape_interval_s: int) -> list[api.TargetSt
     return await api.targets(base)
 
 
-async def _prometheus(base: str, where: str, expected_targets: int, expected_rules: int,
+async def _prometheus(base: api.WebApi, where: str, expected_targets: int, expected_rules: int,
                       alertmanagers: int, scrape_interval_s: int) -> list[CheckResult]:
     results = []
     targets = await _targets_twice(base, scrape_interval_s)
@@ -54,19 +54,19 @@ async def _prometheus(base: str, where: str, expected_targets: int, expected_rul
     return results
 
 
-async def _alertmanager(base: str, where: str, monitors: int) -> CheckResult:
+async def _alertmanager(base: api.WebApi, where: str, monitors: int) -> CheckResult:
     status, peers = await api.alertmanager_peers(base)
     clustered = monitors == 1 or (status == "ready" and peers == monitors)
     return CheckResult(f"Alertmanager on {where} ready", clustered,
                        f"cluster {status or 'unknown'}, {peers} of {monitors} peers")
 
 
-async def _count(prometheus: str, expr: str) -> int:
+async def _count(prometheus: api.WebApi, expr: str) -> int:
     rows = await api.query(prometheus, expr)
     return round(float(rows[0]["value"][1])) if rows else 0
 
 
-async def _pages(prometheus: str, where: str, notify: NotifySettings) -> CheckResult:
+async def _pages(prometheus: api.WebApi, where: str, notify: NotifySettings) -> CheckResult:
     """Alertmanager's own counters, as Prometheus scraped them: a page that could not be delivered
     (a wrong URL, the paging service down) is only ever seen there."""
     name = f"pages delivered by Alertmanager on {where}"
@@ -88,8 +88,7 @@ async def validate(ctx: DeployContext, modules: list[Module]) -> list[CheckResul
     settings = site.settings(MonitoringSettings)
     results: list[CheckResult] = []
     for server in monitors:
-        ip = server.private_ip
-        prometheus = f"http://{ip}:{layout.PROMETHEUS_PORT}"
+        prometheus = api.prometheus(site, server)
         try:
             results += await _prometheus(prometheus, server.hostname,
                                          expected_targets, expected_rules, len(monitors),
@@ -97,8 +96,7 @@ async def validate(ctx: DeployContext, modules: list[Module]) -> list[CheckResul
         except Exception as exc:
             results.append(CheckResult(f"Prometheus on {server.hostname} answers", False, describe(exc)))
         try:
-            results.append(await _alertmanager(f"http://{ip}:{layout.ALERTMANAGER_PORT}", server.hostname,
-                                               len(monitors)))
+            results.append(await _alertmanager(api.alertmanager(site, server), server.hostname, len(monitors)))
         except Exception as exc:
             results.append(CheckResult(f"Alertmanager on {server.hostname} answers", False, describe(exc)))
         try:

@@ -27,10 +27,9 @@ async def deploy(ctx: DeployContext, plans: Plans, modules: list[Module]) -> Non
     timeout = SETTLE_S + 3 * max(settings.scrape_interval_s, settings.evaluation_interval_s)
     async with ctx.phase("wait for every rule loaded, every target scraped once, the Alertmanagers clustered"):
         for server in monitors:
-            base = f"http://{server.private_ip}:{layout.PROMETHEUS_PORT}"
-            alertmanager = f"http://{server.private_ip}:{layout.ALERTMANAGER_PORT}"
+            base, alertmanager = api.prometheus(ctx.site, server), api.alertmanager(ctx.site, server)
 
-            async def settled(base: str = base, alertmanager: str = alertmanager) -> bool:
+            async def settled(base: api.WebApi = base, alertmanager: api.WebApi = alertmanager) -> bool:
                 loaded = await api.rules(base)
                 if len(loaded) != expected or any(r.health == "unknown" for r in loaded):
                     raise NotYet(f"{len(loaded)} of {expected} rules loaded and evaluated")

@@ -19,6 +19,12 @@ ALERTMANAGER_CLUSTER_PORT = 9094  # gossip between the Alertmanagers (tcp and ud
 NODE_EXPORTER_PORT = 9100
 # The operator's paging URL (credentials/alerting.env): a secret, only in the 0600 alertmanager.yml.
 WEBHOOK_CREDENTIALS = ("alerting", "ALERTING_WEBHOOK_URL_SECRET")
+# credentials/monitoring.env: the basic-auth login of Prometheus' and Alertmanager's web APIs, and the
+# key their bcrypt salt is derived from (it never leaves the control machine).
+CREDENTIALS = "monitoring"
+WEB_USER = "MONITORING_WEB_USER"
+WEB_PASSWORD = "MONITORING_WEB_PASSWORD"
+WEB_SALT_KEY = "MONITORING_WEB_SALT_KEY"
 # Prometheus and Alertmanager run as nobody in their official images; the lab image runs them the same.
 SERVICE_USER = "65534:65534"
 
@@ -28,6 +34,7 @@ C_PROMETHEUS_DATA = "/prometheus"
 C_ALERTMANAGER_CONF = "/etc/alertmanager"
 C_ALERTMANAGER_DATA = "/alertmanager"
 C_HOST_ROOT = "/host"
+C_PROMETHEUS_WEB_PASSWORD = f"{C_PROMETHEUS_CONF}/web-password"
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,21 @@ class HostPaths:
         return f"{self.conf}/prometheus/rules"
 
     @property
+    def prometheus_web_yml(self) -> str:
+        return f"{self.conf}/prometheus/web.yml"
+
+    @property
+    def prometheus_web_password(self) -> str:
+        """The login's password, for Prometheus' own scrapes of itself and of the Alertmanagers."""
+        return f"{self.conf}/prometheus/web-password"
+
+    @property
     def alertmanager_yml(self) -> str:
         return f"{self.conf}/alertmanager/alertmanager.yml"
+
+    @property
+    def alertmanager_web_yml(self) -> str:
+        return f"{self.conf}/alertmanager/web.yml"
 
     @property
     def dashboards(self) -> str:
@@ -73,8 +93,17 @@ def monitors(site: Site) -> list[Server]:
     return site.with_role(ROLE)
 
 
-def prometheus_urls(site: Site) -> list[str]:
-    return [f"http://{s.private_ip}:{PROMETHEUS_PORT}" for s in monitors(site)]
+def prometheus_url(server: Server) -> str:
+    return f"http://{server.private_ip}:{PROMETHEUS_PORT}"
+
+
+def alertmanager_url(server: Server) -> str:
+    return f"http://{server.private_ip}:{ALERTMANAGER_PORT}"
+
+
+def web_login(site: Site) -> tuple[str, str]:
+    """(user, password) of the web APIs, from credentials/monitoring.env."""
+    return site.secret(CREDENTIALS, WEB_USER), site.secret(CREDENTIALS, WEB_PASSWORD)
 
 
 def webhook_url(site: Site) -> str | None:

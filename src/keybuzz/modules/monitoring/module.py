@@ -8,12 +8,14 @@ from collections.abc import Callable
 
 from keybuzz.contract import AlertRule, CheckResult, DeployContext, MetricsEndpoint, Module, Port
 from keybuzz.images import ImageSpec, LabAlias, LabRecipe
-from keybuzz.modules.monitoring import checks, deploy, layout, lint, render, rules, scrape
+from keybuzz.modules.monitoring import checks, deploy, layout, lint, render, rules, scrape, webauth
 from keybuzz.modules.monitoring.settings import MonitoringSettings
 from keybuzz.render import Plans
+from keybuzz.secrets import CredentialFile, CredentialSpec
 from keybuzz.site import Site
 from keybuzz.site.schema import SettingsSection
 from keybuzz.site.servers import Server
+from keybuzz.values import HTTPS_URL, SERVICE_USER
 
 ModuleTable = Callable[[Site], list[Module]]
 
@@ -39,6 +41,15 @@ class MonitoringModule(Module):
                                 example={"scrape_interval_s": 15, "down_for_s": 30},
                                 lab={"scrape_interval_s": 5, "evaluation_interval_s": 5, "down_for_s": 10,
                                      "lag_for_s": 30}),)
+    # The login of Prometheus' and Alertmanager's web APIs (operators, keybuzz, Prometheus itself).
+    credentials = CredentialFile(layout.CREDENTIALS, (
+        CredentialSpec(layout.WEB_USER, "keybuzz", kind=SERVICE_USER),
+        CredentialSpec(layout.WEB_PASSWORD, kind=webauth.PASSWORD),
+        CredentialSpec(layout.WEB_SALT_KEY),
+    ), roles=(layout.ROLE,))
+    # The paging service's webhook URL (`monitoring.notify.receiver: webhook`), written by the operator.
+    operator_credentials = (CredentialFile(layout.WEBHOOK_CREDENTIALS[0], (
+        CredentialSpec(layout.WEBHOOK_CREDENTIALS[1], kind=HTTPS_URL, generated=False),), roles=()),)
     images = IMAGES
     lint_rules = lint.RULES
 

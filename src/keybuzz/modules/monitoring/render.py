@@ -10,7 +10,7 @@ import yaml
 
 from keybuzz.containers import ContainerSpec, Mount
 from keybuzz.contract import MetricsEndpoint, Module
-from keybuzz.modules.monitoring import dashboards, layout, rules, scrape
+from keybuzz.modules.monitoring import dashboards, layout, rules, scrape, webauth
 from keybuzz.modules.monitoring.settings import MonitoringSettings, NotifySettings
 from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans, merge_plans
 from keybuzz.site import Site
@@ -44,8 +44,20 @@ def _alertmanager_file(site: Site, path: str) -> FileSpec:
     return FileSpec(path, text, secret=True, owner=layout.SERVICE_USER) if url else FileSpec(path, text)
 
 
+def _web_files(site: Site, paths: layout.HostPaths) -> list[FileSpec]:
+    """The web login of both services: the bcrypt hash each checks (a derived secret), and the
+    password Prometheus sends to itself and to the Alertmanagers. Secret, owned by their user."""
+    user, password = layout.web_login(site)
+    key = site.secret(layout.CREDENTIALS, layout.WEB_SALT_KEY)
+    config = HEADER + yaml.safe_dump(webauth.web_config(user, password, key))
+    return [FileSpec(path, text, secret=True, owner=layout.SERVICE_USER)
+            for path, text in ((paths.prometheus_web_yml, config), (paths.prometheus_web_password, password),
+                               (paths.alertmanager_web_yml, config))]
+
+
 def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan:
     paths = layout.host_paths(site)
+    ip = server.private_ip
     settings = site.settings(MonitoringSettings)
     rule_files = {f"{paths.rules_dir}/{name}.yml": rules.dump(doc)
                   for name, doc in rules.rule_groups(site, modules).items()}
@@ -57,14 +69,15 @@ def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan
         command=(f"--config.file={layout.C_PROMETHEUS_CONF}/prometheus.yml",
                  f"--storage.tsdb.path={layout.C_PROMETHEUS_DATA}",
                  f"--storage.tsdb.retention.time={settings.retention}",
-                 f"--web.listen-address=0.0.0.0:{layout.PROMETHEUS_PORT}"),
+                 f"--web.listen-address={ip}:{layout.PROMETHEUS_PORT}",
+                 f"--web.config.file={layout.C_PROMETHEUS_CONF}/web.yml"),
         mounts=(Mount(f"{paths.conf}/prometheus", layout.C_PROMETHEUS_CONF, read_only=True),
                 Mount(paths.prometheus_data, layout.C_PROMETHEUS_DATA)),
-        restart_on=(paths.prometheus_yml, *rule_files),
+        restart_on=(paths.prometheus_yml, *rule_files, paths.prometheus_web_yml, paths.prometheus_web_password),
     )
     peers = [s for s in layout.monitors(site) if s.hostname != server.hostname]
-    cluster = ((f"--cluster.listen-address=0.0.0.0:{layout.ALERTMANAGER_CLUSTER_PORT}",
-                f"--cluster.advertise-address={server.private_ip}:{layout.ALERTMANAGER_CLUSTER_PORT}",
+    cluster = ((f"--cluster.listen-address={ip}:{layout.ALERTMANAGER_CLUSTER_PORT}",
+                f"--cluster.advertise-address={ip}:{layout.ALERTMANAGER_CLUSTER_PORT}",
                 *(f"--cluster.peer={s.private_ip}:{layout.ALERTMANAGER_CLUSTER_PORT}" for s in peers))
                if peers else ("--cluster.listen-address=",))
     alertmanager = ContainerSpec(
@@ -72,10 +85,11 @@ def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan
         user=layout.SERVICE_USER, entrypoint="/bin/alertmanager",
         command=(f"--config.file={layout.C_ALERTMANAGER_CONF}/alertmanager.yml",
                  f"--storage.path={layout.C_ALERTMANAGER_DATA}",
-                 f"--web.listen-address=0.0.0.0:{layout.ALERTMANAGER_PORT}", *cluster),
+                 f"--web.listen-address={ip}:{layout.ALERTMANAGER_PORT}",
+                 f"--web.config.file={layout.C_ALERTMANAGER_CONF}/web.yml", *cluster),
         mounts=(Mount(f"{paths.conf}/alertmanager", layout.C_ALERTMANAGER_CONF, read_only=True),
                 Mount(paths.alertmanager_data, layout.C_ALERTMANAGER_DATA)),
-        restart_on=(paths.alertmanager_yml,),
+        restart_on=(paths.alertmanager_yml, paths.alertmanager_web_yml),
     )
     boards = {f"{paths.dashboards}/{name}.json": json.dumps(board, indent=2, sort_keys=True) + "\n"
               for name, board in dashboards.dashboards(site, modules).items()}
@@ -90,6 +104,7 @@ def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan
         files=[FileSpec(paths.prometheus_yml, prometheus_yml),
                *(FileSpec(path, text) for path, text in rule_files.items()),
                _alertmanager_file(site, paths.alertmanager_yml),
+               *_web_files(site, paths),
                *(FileSpec(path, text) for path, text in boards.items()),
                FileSpec(paths.k3s_scrape_configs, k3s)],
         containers=[prometheus, alertmanager],
@@ -101,7 +116,8 @@ def _node_exporter_host(site: Site, server: Server) -> HostPlan:
     spec = ContainerSpec(
         name=layout.NODE_EXPORTER_CONTAINER, image=site.image("node-exporter"), module=layout.MODULE,
         entrypoint="/bin/node_exporter",
-        command=(f"--path.rootfs={layout.C_HOST_ROOT}", f"--web.listen-address=0.0.0.0:{layout.NODE_EXPORTER_PORT}"),
+        command=(f"--path.rootfs={layout.C_HOST_ROOT}",
+                 f"--web.listen-address={server.private_ip}:{layout.NODE_EXPORTER_PORT}"),
         mounts=(Mount("/", layout.C_HOST_ROOT, read_only=True),),
     )
     return HostPlan(hostname=server.hostname, containers=[spec])

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from keybuzz.contract import MetricsEndpoint, Module
-from keybuzz.modules.monitoring import layout
+from keybuzz.modules.monitoring import layout, webauth
 from keybuzz.modules.monitoring.settings import MonitoringSettings
 from keybuzz.site import Site
 
 NODE_JOB = "node"
 PROMETHEUS_JOB = "prometheus"
 ALERTMANAGER_JOB = "alertmanager"
+OWN_JOBS = (PROMETHEUS_JOB, ALERTMANAGER_JOB)  # behind the web login
 REPLICA_LABEL = "prometheus_replica"  # which monitor server raised an alert; dropped before Alertmanager
 MAX_SCRAPE_TIMEOUT_S = 10
 
@@ -47,11 +48,20 @@ def targets(site: Site, modules: list[Module]) -> list[Target]:
     return found
 
 
+def _login(site: Site) -> dict[str, Any]:
+    """How Prometheus logs in to itself and to the Alertmanagers: the password from its 0600 file."""
+    return webauth.client_auth(layout.web_login(site)[0], layout.C_PROMETHEUS_WEB_PASSWORD)
+
+
 def scrape_configs(site: Site, modules: list[Module]) -> list[dict[str, Any]]:
-    """One job per endpoint; each target labelled with its server's hostname (what alerts name)."""
+    """One job per endpoint; each target labelled with its server's hostname (what alerts name).
+    Prometheus and Alertmanager are scraped with the web login."""
     jobs: dict[str, dict[str, Any]] = {}
     for target in targets(site, modules):
-        job = jobs.setdefault(target.job, {"job_name": target.job, "metrics_path": target.path, "static_configs": []})
+        if target.job not in jobs:
+            jobs[target.job] = {"job_name": target.job, "metrics_path": target.path,
+                                **(_login(site) if target.job in OWN_JOBS else {}), "static_configs": []}
+        job = jobs[target.job]
         job["static_configs"].append({"targets": [target.address], "labels": {"hostname": target.hostname}})
     return list(jobs.values())
 
@@ -70,7 +80,7 @@ def prometheus_config(site: Site, modules: list[Module], hostname: str) -> dict[
             # Both Prometheus servers evaluate the same rules: without their replica label the two
             # copies of an alert are one alert to the Alertmanagers.
             "alert_relabel_configs": [{"action": "labeldrop", "regex": REPLICA_LABEL}],
-            "alertmanagers": [{"static_configs": [{"targets": [
+            "alertmanagers": [{**_login(site), "static_configs": [{"targets": [
                 f"{s.private_ip}:{layout.ALERTMANAGER_PORT}" for s in layout.monitors(site)]}]}],
         },
         "scrape_configs": scrape_configs(site, modules),
@@ -83,4 +93,4 @@ def k3s_additional_scrape_configs(site: Site, modules: list[Module]) -> list[dic
     The base OS firewall opens the metrics ports to the monitor servers only: an in-cluster Prometheus
     scrapes them once its nodes are given the monitor role too."""
     return [{**job, "job_name": f"keybuzz-{job['job_name']}"} for job in scrape_configs(site, modules)
-            if job["job_name"] not in (PROMETHEUS_JOB, ALERTMANAGER_JOB)]
+            if job["job_name"] not in OWN_JOBS]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from keybuzz.haproxy import Section, render_config
 from keybuzz.modules.object_storage import layout
 from keybuzz.site import Site
+from keybuzz.site.servers import Server
 
 DEFAULT_SERVER = ("default-server inter 1s fastinter 250ms downinter 500ms fall 2 rise 2 "
                   "on-marked-down shutdown-sessions")
@@ -29,10 +30,10 @@ def health_check(site: Site) -> tuple[str, ...]:
             "http-check expect status 200")
 
 
-def haproxy_sections(site: Site) -> list[Section]:
+def haproxy_sections(site: Site, server: Server) -> list[Section]:
     port = layout.gateway_port(site)
     return [Section("listen", layout.BACKEND, (
-        f"bind 0.0.0.0:{layout.settings(site).port}",
+        f"bind {server.private_ip}:{layout.settings(site).port}",
         "balance roundrobin",
         "option redispatch",
         "retries 2",
@@ -44,5 +45,7 @@ def haproxy_sections(site: Site) -> list[Section]:
     ))]
 
 
-def haproxy_cfg(site: Site) -> str:
-    return render_config(haproxy_sections(site), stats_port=layout.stats_port(site))
+def haproxy_cfg(site: Site, server: Server) -> str:
+    """This haproxy server's file: every listener on its private address."""
+    return render_config(haproxy_sections(site, server), address=str(server.private_ip),
+                         stats_port=layout.stats_port(site))

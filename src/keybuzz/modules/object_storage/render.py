@@ -20,7 +20,7 @@ def lb_plan(site: Site, server: Server) -> HostPlan:
     return HostPlan(
         hostname=server.hostname,
         directories=[*module_roots(site), DirSpec(paths.haproxy, 0o755)],
-        files=[FileSpec(paths.haproxy_cfg, lb.haproxy_cfg(site))],
+        files=[FileSpec(paths.haproxy_cfg, lb.haproxy_cfg(site, server))],
         containers=[haproxy.container(layout.HAPROXY_CONTAINER, layout.MODULE, site.image("haproxy"),
                                       paths.haproxy_cfg)],
     )

@@ -2,7 +2,10 @@
 
 botocore retries up to 3 times by default (with backoff): a failure would show as seconds of latency
 instead of an error, and the drills would measure the retries. Every client here fails fast. Keys come
-from the site and go straight to botocore, never into a log line or an exception text.
+from the site and go straight to botocore, never into a log line or an exception text. No proxy:
+without `proxies` botocore sends every request (the objects, and a signature a proxy may replay for
+minutes) to whatever `HTTP_PROXY` / `HTTPS_PROXY` names; with `proxies={}` it reads no proxy from
+the environment and goes straight to the endpoint, as keybuzz's other HTTP calls do (jsonhttp).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ S3Client = Any  # boto3's client type is generated at run time
 def client(url: str, access_key: str, secret_key: str, *, timeout: float = 2.0) -> S3Client:
     config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1},
                     s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required", max_pool_connections=4)
+                    response_checksum_validation="when_required", max_pool_connections=4, proxies={})
     with _LOCK:
         return _SESSION.client("s3", endpoint_url=url, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                                region_name="us-east-1", config=config)

@@ -7,7 +7,9 @@ the peer watch, one container each, and the files they read. Pure.
   5 s (new leader) or 8 s (redirect); a seed list sent some through the dead node first (+5 s each).
 - Filers keep metadata in a local leveldb2 store, replicated to their peers by SeaweedFS (eventually
   consistent, within milliseconds when nothing is cut); every S3 gateway prefers its local filer.
-- security.toml signs volume and filer HTTP access with JWTs (direct writes without one: 401).
+- security.toml signs volume and filer HTTP access with JWTs (direct writes without one: 401), and its guard
+  answers the masters' and volume servers' guarded HTTP endpoints only to the storage servers and the installer.
+- Every component listens on the server's private address (`-ip`, and 127.0.0.1 that SeaweedFS adds itself).
 - The peer watch: SeaweedFS notices a silent peer (power-off, cut link) only when gRPC keepalives give up,
   ~80 s measured; the watch closes every TCP session to a peer that stops answering connects, and the
   masters, volume servers and filers then fail over within a second (docs/object_storage.md).
@@ -19,6 +21,8 @@ import json
 import shlex
 
 from keybuzz.containers import ContainerSpec, Mount
+from keybuzz.modules.base_os.firewall import collapsed, installer_addresses
+from keybuzz.modules.base_os.settings import BaseOsSettings
 from keybuzz.modules.object_storage import layout
 from keybuzz.modules.object_storage.settings import SeaweedfsTuning
 from keybuzz.render import DirSpec, FileSpec, HostPlan
@@ -97,20 +101,35 @@ def gateway_command(site: Site, server: Server) -> tuple[str, ...]:
             "-autoCreateBucket=false", "-allowDeleteBucketNotEmpty=false", *S3_EXTRA_OFF)
 
 
+def toml_string(text: str) -> str:
+    """A TOML basic string: JSON's string escapes are TOML's (quote, backslash, control characters)."""
+    return json.dumps(text)
+
+
+def guard_white_list(site: Site) -> tuple[str, ...]:
+    """Who the guard lets call the masters' guarded HTTP endpoints (/dir/assign hands out write tokens, /vol/*,
+    /col/delete) and write or delete on volume servers: the storage servers and the installer (validate reads
+    /dir/status, /dir/assign, /vol/status). A fence behind the firewall, not a credential: SeaweedFS takes the
+    client's address from X-Forwarded-For when a request carries one, and 4.48's filer ignores the list."""
+    servers = [str(s.private_ip) for s in layout.storage_servers(site)]
+    return collapsed([*servers, *installer_addresses(site, site.settings(BaseOsSettings))])
+
+
 def security_toml(site: Site) -> str:
-    """JWT keys: volume servers and filers refuse HTTP reads and writes not signed by the cluster."""
+    """JWT keys: volume servers and filers refuse HTTP reads and writes not signed by the cluster; the guard's list."""
     volume_key = site.secret("minio", "MINIO_VOLUME_JWT_KEY")
     filer_key = site.secret("minio", "MINIO_FILER_JWT_KEY")
     lines = ["# Rendered by keybuzz: edits are overwritten on the next install."]
     for section, key in (("jwt.signing", volume_key), ("jwt.signing.read", volume_key),
                          ("jwt.filer_signing", filer_key), ("jwt.filer_signing.read", filer_key)):
-        lines += [f"[{section}]", f'key = "{key}"', f"expires_after_seconds = {JWT_EXPIRY_S}", ""]
+        lines += [f"[{section}]", f"key = {toml_string(key)}", f"expires_after_seconds = {JWT_EXPIRY_S}", ""]
+    lines += ["[guard]", f"white_list = {toml_string(','.join(guard_white_list(site)))}", ""]
     return "\n".join(lines)
 
 
 def filer_toml() -> str:
     return "\n".join(["# Rendered by keybuzz: the filer's metadata in an embedded store, synced with its peers.",
-                      "[leveldb2]", "enabled = true", f'dir = "{layout.C_DATA}"', ""])
+                      "[leveldb2]", "enabled = true", f"dir = {toml_string(layout.C_DATA)}", ""])
 
 
 def identities(site: Site) -> dict[str, object]:

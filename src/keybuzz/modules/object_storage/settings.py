@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from keybuzz.site.config import Strict
+from keybuzz.values import ValueKind
 
 # S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens, starting and ending alphanumeric.
-BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+BUCKET_NAME = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+BUCKET = ValueKind("an S3 bucket name", BUCKET_NAME, "3-63 lowercase letters, digits, dots and hyphens, starting "
+                   "and ending with a letter or digit", max_length=63)
 # keybuzz's own admin-only bucket: validate proves the application key is refused there.
 OPS_BUCKET = "keybuzz-ops"
 
@@ -46,7 +48,7 @@ class ObjectStorageSettings(Strict):
     for the VIP of the load balancer that lists `port` (keybuzz.yaml `load_balancers`)."""
 
     backend: Literal["minio", "seaweedfs"] = "minio"
-    buckets: list[str] = Field(default_factory=lambda: ["keybuzz"], min_length=1)
+    buckets: list[BUCKET.type] = Field(default_factory=lambda: ["keybuzz"], min_length=1)
     endpoint_name: str = Field(default="s3", pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
     port: int = Field(default=9000, ge=1, le=65535)
     seaweedfs: SeaweedfsTuning = SeaweedfsTuning()
@@ -55,10 +57,9 @@ class ObjectStorageSettings(Strict):
     @field_validator("buckets")
     @classmethod
     def _bucket_names(cls, buckets: list[str]) -> list[str]:
-        bad = [b for b in buckets if not re.fullmatch(BUCKET_NAME, b) or ".." in b]
+        bad = [b for b in buckets if ".." in b]
         if bad:
-            raise ValueError(f"invalid S3 bucket name(s) {', '.join(bad)}: 3-63 lowercase letters, digits, dots "
-                             "and hyphens, starting and ending with a letter or digit")
+            raise ValueError(f"invalid S3 bucket name(s) {', '.join(bad)}: two dots in a row")
         if len(set(buckets)) != len(buckets):
             raise ValueError("a bucket is listed twice")
         if OPS_BUCKET in buckets:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
-from keybuzz import haproxy
+from keybuzz import haproxy, jsonhttp
 from keybuzz.modules.object_storage import layout
 from keybuzz.poll import describe
 from keybuzz.site import Site
@@ -57,7 +56,7 @@ def volume_replicas(vol_status: dict[str, object]) -> dict[int, list[str]]:
 
 def _get(url: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+        with jsonhttp.open_url(url, timeout=HTTP_TIMEOUT_S) as response:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")

@@ -21,6 +21,7 @@ from keybuzz.render import Plans
 from keybuzz.secrets import CredentialFile, CredentialSpec
 from keybuzz.site import Site
 from keybuzz.site.schema import SettingsSection
+from keybuzz.values import POSTGRES_NAME, SERVICE_USER
 
 PATRONI_VERSION = "4.1.5"
 CLIENTS = (LOAD_BALANCER, "app", "k3s-worker", "k3s-master", "install")  # who reaches the HAProxy frontends
@@ -84,18 +85,19 @@ class PostgresModule(PostgresDrills, Module):
         SettingsSection(("tuning", "postgres"), PostgresTuning, lab={"preload_libraries": list(LAB_PRELOAD)}),
     )
     credentials = CredentialFile("postgres", (
-        CredentialSpec("POSTGRES_SUPERUSER_USER", "postgres"),
+        CredentialSpec("POSTGRES_SUPERUSER_USER", "postgres", kind=POSTGRES_NAME),
         CredentialSpec("POSTGRES_SUPERUSER_PASSWORD"),
-        CredentialSpec("POSTGRES_REPLICATION_USER", "replicator"),
+        CredentialSpec("POSTGRES_REPLICATION_USER", "replicator", kind=POSTGRES_NAME),
         CredentialSpec("POSTGRES_REPLICATION_PASSWORD"),
-        CredentialSpec("POSTGRES_REWIND_USER", "rewind_user"),
+        CredentialSpec("POSTGRES_REWIND_USER", "rewind_user", kind=POSTGRES_NAME),
         CredentialSpec("POSTGRES_REWIND_PASSWORD"),
-        CredentialSpec("POSTGRES_APP_USER", "keybuzz"),
+        CredentialSpec("POSTGRES_APP_USER", "keybuzz", kind=POSTGRES_NAME),
         CredentialSpec("POSTGRES_APP_PASSWORD"),
-        CredentialSpec("POSTGRES_APP_DATABASE", "keybuzz"),
-        CredentialSpec("POSTGRES_MONITOR_USER", "keybuzz_monitor"),  # the metrics exporter: pg_monitor only
+        CredentialSpec("POSTGRES_APP_DATABASE", "keybuzz", kind=POSTGRES_NAME),
+        # the metrics exporter: pg_monitor only
+        CredentialSpec("POSTGRES_MONITOR_USER", "keybuzz_monitor", kind=POSTGRES_NAME),
         CredentialSpec("POSTGRES_MONITOR_PASSWORD"),
-        CredentialSpec("PATRONI_RESTAPI_USER", "patroni"),
+        CredentialSpec("PATRONI_RESTAPI_USER", "patroni", kind=SERVICE_USER),
         CredentialSpec("PATRONI_RESTAPI_PASSWORD"),
         CredentialSpec("PATRONI_RAFT_PASSWORD"),  # encrypts and authenticates the RAFT DCS traffic
     ), roles=("db",))

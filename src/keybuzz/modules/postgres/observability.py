@@ -28,8 +28,9 @@ def _exporter_env(site: Site, server: Server) -> str:
 
 
 def metrics(site: Site) -> list[MetricsEndpoint]:
+    # {ip}: the server's private address (the exporter's default is every interface).
     exporter = Exporter("postgres-exporter", "/bin/postgres_exporter",
-                        (f"--web.listen-address=0.0.0.0:{EXPORTER_PORT}",), _exporter_env)
+                        (f"--web.listen-address={{ip}}:{EXPORTER_PORT}",), _exporter_env)
     return [MetricsEndpoint("patroni", "db", layout.REST_PORT),
             MetricsEndpoint("postgres", "db", EXPORTER_PORT, exporter=exporter),
             lb_metrics.metrics_endpoint(layout.MODULE, layout.stats_port(site))]

@@ -74,15 +74,24 @@ def dcs_settings(site: Site) -> dict[str, Any]:
     }
 
 
+def hba_name(name: str) -> str:
+    """A role or database name as a pg_hba.conf field: double-quoted, so it is that name and never a keyword
+    (`all`, `replication`, `+group`, `@file`). Names are POSTGRES_NAME values (no quote inside), checked here
+    again because a quote would end the field."""
+    if not name or '"' in name or any(c.isspace() for c in name):
+        raise ValueError(f"{name!r} cannot be a pg_hba.conf name")
+    return f'"{name}"'
+
+
 def pg_hba(site: Site) -> list[str]:
     """Only the roles that need it, from where they need it; scram-sha-256 for every password."""
     creds = site.credentials.get(layout.MODULE, {})
-    superuser = creds.get("POSTGRES_SUPERUSER_USER", "postgres")
-    replicator = creds.get("POSTGRES_REPLICATION_USER", "replicator")
-    rewind = creds.get("POSTGRES_REWIND_USER", "rewind_user")
-    app_user = creds.get("POSTGRES_APP_USER", "keybuzz")
-    app_db = creds.get("POSTGRES_APP_DATABASE", "keybuzz")
-    monitor = creds.get("POSTGRES_MONITOR_USER", "keybuzz_monitor")
+    superuser = hba_name(creds.get("POSTGRES_SUPERUSER_USER", "postgres"))
+    replicator = hba_name(creds.get("POSTGRES_REPLICATION_USER", "replicator"))
+    rewind = hba_name(creds.get("POSTGRES_REWIND_USER", "rewind_user"))
+    app_user = hba_name(creds.get("POSTGRES_APP_USER", "keybuzz"))
+    app_db = hba_name(creds.get("POSTGRES_APP_DATABASE", "keybuzz"))
+    monitor = hba_name(creds.get("POSTGRES_MONITOR_USER", "keybuzz_monitor"))
     db_ips = [str(s.private_ip) for s in site.with_role("db")]
     lines = [
         f"local all {superuser} peer",
@@ -91,9 +100,10 @@ def pg_hba(site: Site) -> list[str]:
         f"host replication {replicator} 127.0.0.1/32 scram-sha-256",
     ]
     lines += [f"host replication {replicator} {ip}/32 scram-sha-256" for ip in db_ips]
-    lines += [f"host postgres {rewind} {ip}/32 scram-sha-256" for ip in db_ips]
+    maintenance_db = hba_name("postgres")
+    lines += [f"host {maintenance_db} {rewind} {ip}/32 scram-sha-256" for ip in db_ips]
     # The metrics exporter runs on each db server and reads its own node.
-    lines += [f"host postgres {monitor} {ip}/32 scram-sha-256" for ip in db_ips]
+    lines += [f"host {maintenance_db} {monitor} {ip}/32 scram-sha-256" for ip in db_ips]
     lines.append(f"host {app_db} {app_user} {site.config.network.cidr} scram-sha-256")
     return lines
 
@@ -119,7 +129,9 @@ def patroni_document(site: Site, server: Server) -> dict[str, Any]:
         "restapi": {"listen": f"{ip}:{layout.REST_PORT}", "connect_address": f"{ip}:{layout.REST_PORT}"},
     }
     if dcs_kind == "raft":
+        # bind_addr: without it pysyncobj listens on 0.0.0.0 (every interface).
         doc["raft"] = {"data_dir": layout.C_RAFT_DIR, "self_addr": f"{ip}:{layout.RAFT_PORT}",
+                       "bind_addr": f"{ip}:{layout.RAFT_PORT}",
                        "partner_addrs": [f"{p.private_ip}:{layout.RAFT_PORT}" for p in peers]}
     else:
         doc["etcd3"] = {"protocol": "http",

@@ -104,8 +104,8 @@ def lb_plan(site: Site, server: Server) -> HostPlan:
     plan = HostPlan(server.hostname)
     plan.directories += [*module_roots(site), DirSpec(paths.haproxy, mode=0o755),
                          DirSpec(paths.pgbouncer, mode=0o755)]
-    plan.files += [FileSpec(paths.haproxy_cfg, haproxy_cfg(site)),
-                   FileSpec(paths.pgbouncer_ini, pgbouncer_ini(site)),
+    plan.files += [FileSpec(paths.haproxy_cfg, haproxy_cfg(site, server)),
+                   FileSpec(paths.pgbouncer_ini, pgbouncer_ini(site, server)),
                    FileSpec(paths.userlist, USERLIST, mode=0o600, owner=layout.image_user(site, "pgbouncer"),
                             secret=True)]
     plan.containers += [

@@ -9,7 +9,8 @@ reads elsewhere and accepts replication lag: add a rule.
 
 Secrets: admin and monitor credentials are in the file, so it is a 0600 secret file; the
 application user's password is stored as its mysql_native_password hash, never in clear. The
-admin interface listens on 127.0.0.1 only (the seed bound 0.0.0.0:6032).
+admin interface listens on 127.0.0.1 only (the seed bound 0.0.0.0:6032), the clients' interface on the
+server's private address only (the seed: 0.0.0.0).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from keybuzz.modules.mariadb.sql import native_password_hash
 from keybuzz.modules.proxysql import layout
 from keybuzz.modules.proxysql.settings import ProxysqlSettings
 from keybuzz.site import Site
+from keybuzz.site.servers import Server
 
 
-def document(site: Site) -> dict[str, Any]:
+def document(site: Site, server: Server) -> dict[str, Any]:
     settings = site.settings(ProxysqlSettings)
     maria = site.credentials[maria_layout.MODULE]
     admin = site.credentials[layout.MODULE]
@@ -39,7 +41,7 @@ def document(site: Site) -> dict[str, Any]:
         "mysql_variables": {
             "threads": settings.threads,
             "max_connections": settings.max_connections,
-            "interfaces": f"0.0.0.0:{layout.CLIENT_PORT}",
+            "interfaces": f"{server.private_ip}:{layout.CLIENT_PORT}",
             "server_version": "10.11.10-MariaDB",
             "monitor_username": maria["MARIADB_MONITOR_USER"],
             "monitor_password": maria["MARIADB_MONITOR_PASSWORD"],
@@ -73,8 +75,9 @@ def document(site: Site) -> dict[str, Any]:
     }
 
 
-def proxysql_cnf(site: Site) -> str:
-    return "# Rendered by keybuzz: edits are overwritten on the next install.\n" + libconf.dumps(document(site))
+def proxysql_cnf(site: Site, server: Server) -> str:
+    return ("# Rendered by keybuzz: edits are overwritten on the next install.\n"
+            + libconf.dumps(document(site, server)))
 
 
 def admin_client_cnf(site: Site) -> str:

@@ -12,6 +12,7 @@ from keybuzz.render import Plans
 from keybuzz.secrets import CredentialFile, CredentialSpec
 from keybuzz.site import Site
 from keybuzz.site.schema import SettingsSection
+from keybuzz.values import MARIADB_NAME
 
 CLIENTS = (LOAD_BALANCER, "app", "k3s-worker", "k3s-master", "install")
 NOT_HERE = "not in Debian or PyPI, cannot run in the lab: the lab runs the HAProxy stand-in (proxysql.engine: haproxy)"
@@ -27,7 +28,7 @@ class ProxysqlModule(ProxysqlDrills, Module):
     settings = (SettingsSection(("proxysql",), ProxysqlSettings, example={"engine": "proxysql"},
                                 lab={"engine": "haproxy"}),)
     credentials = CredentialFile("proxysql", (
-        CredentialSpec("PROXYSQL_ADMIN_USER", "admin"),
+        CredentialSpec("PROXYSQL_ADMIN_USER", "admin", kind=MARIADB_NAME),
         CredentialSpec("PROXYSQL_ADMIN_PASSWORD"),
     ), roles=("proxysql",))
     images = (ImageSpec(layout.MODULE, "proxysql/proxysql:2.6.4", note=NOT_HERE), haproxy.IMAGE)

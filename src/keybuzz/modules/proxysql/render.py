@@ -27,7 +27,7 @@ def _proxysql(site: Site, server: Server) -> HostPlan:
         restart_on=(paths.proxysql_cnf,),
     )
     return HostPlan(server.hostname, directories=[DirSpec(paths.conf, 0o700), DirSpec(paths.data, 0o700, data=True)],
-                    files=[FileSpec(paths.proxysql_cnf, conf.proxysql_cnf(site), secret=True),
+                    files=[FileSpec(paths.proxysql_cnf, conf.proxysql_cnf(site, server), secret=True),
                            FileSpec(paths.admin_cnf, conf.admin_client_cnf(site), secret=True)],
                     containers=[spec])
 
@@ -36,7 +36,7 @@ def _standin(site: Site, server: Server) -> HostPlan:
     paths = layout.host_paths(site)
     spec = haproxy.container(layout.STANDIN_CONTAINER, layout.MODULE, site.image("haproxy"), paths.haproxy_cfg)
     return HostPlan(server.hostname, directories=[DirSpec(paths.conf, 0o755)],
-                    files=[FileSpec(paths.haproxy_cfg, standin.haproxy_cfg(site))], containers=[spec])
+                    files=[FileSpec(paths.haproxy_cfg, standin.haproxy_cfg(site, server))], containers=[spec])
 
 
 def render(site: Site) -> Plans:

@@ -15,18 +15,20 @@ from keybuzz.haproxy import Section, render_config
 from keybuzz.modules.mariadb import layout as maria_layout
 from keybuzz.modules.proxysql import layout
 from keybuzz.site import Site
+from keybuzz.site.servers import Server
 
 BACKEND = "galera"
 NODE_CHECK = ("default-server inter 1s fastinter 250ms downinter 1s fall 2 rise 3 "
               f"port {maria_layout.HEALTH_PORT} on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions")
 
 
-def sections(site: Site) -> list[Section]:
+def sections(site: Site, server: Server) -> list[Section]:
     nodes = maria_layout.nodes(site)
     servers = [f"server {s.hostname} {s.private_ip}:{maria_layout.MYSQL_PORT} check" + (" backup" if i else "")
                for i, s in enumerate(nodes)]
     return [
-        Section("frontend", "mariadb", (f"bind 0.0.0.0:{layout.CLIENT_PORT}", f"default_backend {BACKEND}")),
+        Section("frontend", "mariadb", (f"bind {server.private_ip}:{layout.CLIENT_PORT}",
+                                        f"default_backend {BACKEND}")),
         Section("backend", BACKEND, ("option httpchk GET /", "http-check expect status 200", "timeout check 1s",
                                      "timeout connect 1s", NODE_CHECK, *servers)),
     ]
@@ -36,5 +38,7 @@ LABEL = ("# Lab stand-in for ProxySQL (proxysql.engine: haproxy): no ProxySQL qu
          "# per-user routing. Production runs ProxySQL 2.6 (proxysql.engine: proxysql).\n")
 
 
-def haproxy_cfg(site: Site) -> str:
-    return LABEL + render_config(sections(site), stats_port=layout.stats_port(site))
+def haproxy_cfg(site: Site, server: Server) -> str:
+    """This proxysql server's file: every listener on its private address."""
+    return LABEL + render_config(sections(site, server), address=str(server.private_ip),
+                                 stats_port=layout.stats_port(site))

@@ -11,6 +11,7 @@ import json
 
 from keybuzz.modules.rabbitmq import layout
 from keybuzz.modules.rabbitmq.settings import RabbitmqSettings, RabbitmqTuning
+from keybuzz.secrets import derived_secret
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
@@ -71,7 +72,7 @@ def enabled_plugins() -> str:
 
 def password_hash(password: str, salt: bytes) -> str:
     """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
-    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+    return derived_secret(base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode())
 
 
 def _salt(site: Site, user: str) -> bytes:

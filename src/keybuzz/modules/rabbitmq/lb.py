@@ -13,6 +13,7 @@ from __future__ import annotations
 from keybuzz.haproxy import Section, render_config
 from keybuzz.modules.rabbitmq import layout
 from keybuzz.site import Site
+from keybuzz.site.servers import Server
 
 BACKEND = "rabbitmq"
 HEALTH_URI = "/api/health/checks/local-alarms"
@@ -20,9 +21,9 @@ HEALTH_URI = "/api/health/checks/local-alarms"
 NODE_CHECK = "default-server inter 1s fastinter 250ms downinter 1s fall 2 rise 2 on-marked-down shutdown-sessions"
 
 
-def haproxy_sections(site: Site) -> list[Section]:
+def haproxy_sections(site: Site, server: Server) -> list[Section]:
     return [Section("listen", BACKEND, (
-        f"bind 0.0.0.0:{layout.AMQP_PORT}",
+        f"bind {server.private_ip}:{layout.AMQP_PORT}",
         "balance roundrobin",
         "option httpchk",
         f"http-check connect port {layout.MANAGEMENT_PORT}",
@@ -39,5 +40,7 @@ def haproxy_sections(site: Site) -> list[Section]:
     ))]
 
 
-def haproxy_cfg(site: Site) -> str:
-    return render_config(haproxy_sections(site), stats_port=layout.stats_port(site))
+def haproxy_cfg(site: Site, server: Server) -> str:
+    """This haproxy server's file: every listener on its private address."""
+    return render_config(haproxy_sections(site, server), address=str(server.private_ip),
+                         stats_port=layout.stats_port(site))

@@ -21,6 +21,7 @@ from keybuzz.render import Plans
 from keybuzz.secrets import CredentialFile, CredentialSpec
 from keybuzz.site import Site
 from keybuzz.site.schema import SettingsSection
+from keybuzz.values import ERLANG_COOKIE, SERVICE_USER
 
 CLIENTS = (LOAD_BALANCER, "app", "k3s-worker", "k3s-master", "install")
 
@@ -38,12 +39,12 @@ class RabbitmqModule(RabbitmqDrills, Module):
                 SettingsSection(("tuning", "rabbitmq"), RabbitmqTuning, example={"net_ticktime_s": 10,
                                                                                    "failure_detector_poll_ms": 1000}))
     credentials = CredentialFile("rabbitmq", (
-        CredentialSpec("RABBITMQ_ADMIN_USER", "keybuzz"),
+        CredentialSpec("RABBITMQ_ADMIN_USER", "keybuzz", kind=SERVICE_USER),
         CredentialSpec("RABBITMQ_ADMIN_PASSWORD"),
-        CredentialSpec("RABBITMQ_ERLANG_COOKIE", length=48),
-        CredentialSpec("RABBITMQ_APP_USER", "keybuzz-app"),
+        CredentialSpec("RABBITMQ_ERLANG_COOKIE", length=48, kind=ERLANG_COOKIE),
+        CredentialSpec("RABBITMQ_APP_USER", "keybuzz-app", kind=SERVICE_USER),
         CredentialSpec("RABBITMQ_APP_PASSWORD"),
-        CredentialSpec("RABBITMQ_MONITOR_USER", "monitor"),  # HAProxy's health checks, the exporters
+        CredentialSpec("RABBITMQ_MONITOR_USER", "monitor", kind=SERVICE_USER),  # HAProxy's health checks, the exporters
         CredentialSpec("RABBITMQ_MONITOR_PASSWORD"),
     ), roles=("queue",))
     images = (ImageSpec("rabbitmq", "rabbitmq:3.13.2-management", LabRecipe("3.10-bookworm", ("rabbitmq-server",))),

@@ -14,6 +14,7 @@ from keybuzz import haproxy
 from keybuzz.containers import ContainerSpec, Mount
 from keybuzz.modules.rabbitmq import conf, layout, lb
 from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans, merge_plans
+from keybuzz.secrets import derived_secret
 from keybuzz.site import Site
 from keybuzz.site.servers import Server
 
@@ -65,7 +66,7 @@ def check_auth(site: Site) -> str:
     """The monitoring user's basic-auth token for HAProxy's health checks (in its 0600 env file)."""
     creds = site.credentials[layout.MODULE]
     token = base64.b64encode(f"{creds['RABBITMQ_MONITOR_USER']}:{creds['RABBITMQ_MONITOR_PASSWORD']}".encode())
-    return f"RABBITMQ_CHECK_AUTH={token.decode()}\n"
+    return f"RABBITMQ_CHECK_AUTH={derived_secret(token.decode())}\n"
 
 
 def _haproxy(site: Site, server: Server) -> HostPlan:
@@ -73,7 +74,7 @@ def _haproxy(site: Site, server: Server) -> HostPlan:
     spec = haproxy.container(layout.HAPROXY_CONTAINER, layout.MODULE, site.image("haproxy"), paths.haproxy_cfg)
     spec = replace(spec, env_file=paths.haproxy_env)
     return HostPlan(server.hostname, directories=[DirSpec(paths.haproxy, 0o755), DirSpec(paths.secrets, 0o700)],
-                    files=[FileSpec(paths.haproxy_cfg, lb.haproxy_cfg(site)),
+                    files=[FileSpec(paths.haproxy_cfg, lb.haproxy_cfg(site, server)),
                            FileSpec(paths.haproxy_env, check_auth(site), secret=True)],
                     containers=[spec])
 

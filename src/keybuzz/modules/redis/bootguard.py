@@ -9,10 +9,12 @@ stopped is kept: the replicaof line Sentinel last wrote with CONFIG REWRITE.
 
 `sentinel`: writes sentinel.conf into the data dir on first start only (from the rendered
 template, monitoring the master the other Sentinels know); Sentinel owns the file afterwards,
-except that the metrics exporter's ACL user is added to a file that lacks it.
+except for the metrics exporter's ACL user line, replaced at every start: a changed ACL or
+password reaches a running cluster with the rolling restart a changed script causes.
 
-Both give the exporter's user only what it reads (INFO, CONFIG GET, SENTINEL MASTERS ...): no key,
-no write, no failover.
+Both give the exporter's user only the statistics it reads (INFO, SLOWLOG LEN, LATENCY, SENTINEL
+MASTERS ...): no key, no write, no failover, and no CONFIG GET (it answers requirepass and
+masterauth in clear) nor SLOWLOG GET (it holds the arguments of slow commands: data).
 
 Both run as root just long enough to write 0600 files from the env file, then drop to the
 image's redis user (su-exec in the official image, setpriv in Debian).
@@ -71,6 +73,10 @@ persisted_master() {
     fi
 }
 
+# A new 0600 file next to $1, made by mktemp (never an existing name or a link planted in the data
+# dir, which the redis user owns); renamed over $1 once written.
+fresh_file() { mktemp "$1.XXXXXX"; }
+
 # Own the process's folder, drop root, exec: redis-server runs as the image's redis user.
 as_redis() {
     find "$DATA" \! -user redis -exec chown redis:redis '{}' +
@@ -87,14 +93,15 @@ start_server() {
         master=$(persisted_master)
         log "no sentinel answered; keeping the last known master $master"
     fi
+    new=$(fresh_file "$DATA/redis.conf")
     {
         cat "$CONF/redis.conf"
         echo "requirepass $REDIS_PASSWORD"
         echo "masterauth $REDIS_PASSWORD"
         echo "user $MONITOR_USER on >$REDIS_MONITOR_PASSWORD $SERVER_MONITOR_ACL"
         if [ "$master" != "$SELF_IP" ]; then echo "replicaof $master $REDIS_PORT"; fi
-    } > "$DATA/.redis.conf.new"
-    mv "$DATA/.redis.conf.new" "$DATA/redis.conf"
+    } > "$new"
+    mv -f "$new" "$DATA/redis.conf"
     if [ "$master" = "$SELF_IP" ]; then log "starting as master"; else log "starting as replica of $master"; fi
     as_redis redis-server "$DATA/redis.conf"
 }
@@ -102,20 +109,24 @@ start_server() {
 start_sentinel() {
     if [ ! -s "$DATA/sentinel.conf" ]; then
         master=$(sentinels_master) || master=$INITIAL_MASTER
+        new=$(fresh_file "$DATA/sentinel.conf")
         {
             sed -e "s/^sentinel monitor $MASTER_NAME [^ ]* /sentinel monitor $MASTER_NAME $master /" \
                 "$CONF/sentinel.conf"
             echo "requirepass $REDIS_SENTINEL_PASSWORD"
             echo "sentinel sentinel-pass $REDIS_SENTINEL_PASSWORD"
             echo "sentinel auth-pass $MASTER_NAME $REDIS_PASSWORD"
-        } > "$DATA/.sentinel.conf.new"
-        mv "$DATA/.sentinel.conf.new" "$DATA/sentinel.conf"
+        } > "$new"
+        mv -f "$new" "$DATA/sentinel.conf"
         log "first start: sentinel.conf written, monitoring $master"
     fi
-    if ! grep -q "^user $MONITOR_USER " "$DATA/sentinel.conf"; then
-        echo "user $MONITOR_USER on >$REDIS_MONITOR_PASSWORD $SENTINEL_MONITOR_ACL" >> "$DATA/sentinel.conf"
-        log "metrics user $MONITOR_USER added to sentinel.conf"
-    fi
+    # The metrics user's line (as Sentinel rewrote it, or absent) gives way to the current one.
+    new=$(fresh_file "$DATA/sentinel.conf")
+    {
+        awk -v user="$MONITOR_USER" '!($1 == "user" && $2 == user)' "$DATA/sentinel.conf"
+        echo "user $MONITOR_USER on >$REDIS_MONITOR_PASSWORD $SENTINEL_MONITOR_ACL"
+    } > "$new"
+    mv -f "$new" "$DATA/sentinel.conf"
     as_redis redis-server "$DATA/sentinel.conf" --sentinel
 }
 
@@ -126,11 +137,12 @@ case "${1:-}" in
 esac
 """
 
-# What redis_exporter runs, and nothing else (no key pattern: no data is readable).
-SERVER_MONITOR_ACL = ("-@all +ping +info +config|get +client|list +client|setname +slowlog +latency|latest "
-                      "+dbsize +select +cluster|info +memory|stats")
-SENTINEL_MONITOR_ACL = ("-@all +ping +info +client|setname +sentinel|masters +sentinel|master "
-                        "+sentinel|sentinels +sentinel|slaves +sentinel|replicas")
+# What redis_exporter reads, and nothing else (no key pattern: no data is readable). It runs with
+# --config-command=- (observability.py): CONFIG GET * would answer requirepass and masterauth.
+# Its SLOWLOG GET is refused (one grouped entry in ACL LOG): slow commands' arguments are data.
+SERVER_MONITOR_ACL = "-@all +ping +info +client|setname +slowlog|len +latency|latest +latency|histogram"
+SENTINEL_MONITOR_ACL = ("-@all +ping +info +client|setname +sentinel|masters +sentinel|ckquorum "
+                        "+sentinel|sentinels +sentinel|slaves")
 # Sentinel queries per start before falling back to the persisted role (1 s apart).
 GUARD_TRIES = 3
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from keybuzz.haproxy import Section, one_up_rule, render_config
 from keybuzz.modules.redis import layout
 from keybuzz.site import Site
+from keybuzz.site.servers import Server
 
 BACKEND = "redis"
 FRONTEND = "redis"
@@ -49,11 +50,12 @@ def gate_port(index: int) -> int:
     return layout.GATE_PORT_BASE + index + 1
 
 
-def haproxy_sections(site: Site) -> list[Section]:
+def haproxy_sections(site: Site, server: Server) -> list[Section]:
+    """This haproxy server's: the client frontend on its private address, the gates on 127.0.0.1."""
     nodes = layout.redis_servers(site)
     quorum = layout.quorum(site)
     frontend = Section("frontend", FRONTEND, (
-        f"bind 0.0.0.0:{layout.REDIS_PORT}",
+        f"bind {server.private_ip}:{layout.REDIS_PORT}",
         one_up_rule(BACKEND),
         f"default_backend {BACKEND}",
     ))
@@ -108,5 +110,6 @@ def haproxy_sections(site: Site) -> list[Section]:
     return sections
 
 
-def haproxy_cfg(site: Site) -> str:
-    return render_config(haproxy_sections(site), stats_port=layout.stats_port(site))
+def haproxy_cfg(site: Site, server: Server) -> str:
+    return render_config(haproxy_sections(site, server), address=str(server.private_ip),
+                         stats_port=layout.stats_port(site))

@@ -20,6 +20,7 @@ from keybuzz.render import Plans
 from keybuzz.secrets import CredentialFile, CredentialSpec
 from keybuzz.site import Site
 from keybuzz.site.schema import SettingsSection
+from keybuzz.values import SERVICE_USER
 
 CLIENTS = (LOAD_BALANCER, "app", "k3s-worker", "k3s-master", "install")
 
@@ -35,7 +36,7 @@ class RedisModule(RedisDrills, Module):
     settings = (SettingsSection(("tuning", "sentinel"), SentinelTuning,
                                 example={"down_after_ms": 1000, "failover_timeout_ms": 10000}),)
     credentials = CredentialFile("redis", (CredentialSpec("REDIS_PASSWORD"), CredentialSpec("REDIS_SENTINEL_PASSWORD"),
-                                           CredentialSpec("REDIS_MONITOR_USER", "keybuzz-monitor"),
+                                           CredentialSpec("REDIS_MONITOR_USER", "keybuzz-monitor", kind=SERVICE_USER),
                                            CredentialSpec("REDIS_MONITOR_PASSWORD")),
                                  roles=("redis",))
     images = (ImageSpec("redis", "redis:7.2.5-alpine", LabRecipe("7.0-bookworm", ("redis-server", "redis-sentinel"))),

@@ -1,6 +1,6 @@
 """What Prometheus scrapes on the Redis servers, the alerts over it and the dashboard: one
-redis_exporter per Redis and one per Sentinel (the module's ACL user keybuzz-monitor: INFO and
-SENTINEL queries only), and the module's HAProxy."""
+redis_exporter per Redis and one per Sentinel (the module's ACL user keybuzz-monitor: INFO, latency
+and SENTINEL queries only, see bootguard.py), and the module's HAProxy."""
 
 from __future__ import annotations
 
@@ -29,7 +29,11 @@ def _env(port: int) -> Callable[[Site, Server], str]:
 
 
 def _exporter(port: int, listen: int) -> Exporter:
-    return Exporter("redis-exporter", "/redis_exporter", (f"--web.listen-address=0.0.0.0:{listen}",), _env(port))
+    """On the server's private address. `--config-command=-`: no CONFIG GET * (the ACL refuses it;
+    1.62 skips it, 1.45 sends `-`, an unknown command): redis_config_maxmemory, _maxclients and
+    _io_threads are not exported (redis_memory_max_bytes comes from INFO)."""
+    return Exporter("redis-exporter", "/redis_exporter",
+                    (f"--web.listen-address={{ip}}:{listen}", "--config-command=-"), _env(port))
 
 
 def metrics(site: Site) -> list[MetricsEndpoint]:

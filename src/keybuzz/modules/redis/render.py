@@ -64,7 +64,7 @@ def _haproxy_host(site: Site, server: Server) -> HostPlan:
     return HostPlan(
         hostname=server.hostname,
         directories=[DirSpec(paths.haproxy, 0o755), DirSpec(paths.secrets, 0o700)],
-        files=[FileSpec(paths.haproxy_cfg, lb.haproxy_cfg(site)),
+        files=[FileSpec(paths.haproxy_cfg, lb.haproxy_cfg(site, server)),
                FileSpec(paths.env_file, env_file(site), secret=True)],
         containers=[spec],
     )
