@@ -4,16 +4,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint unit venv clean
+.PHONY: up test lint unit venv lock clean
 
-$(STAMP): pyproject.toml scripts/setup-machine.sh
+# Every Python package comes from requirements.lock, pinned with its hashes (what CI tested, byte for byte);
+# keybuzz itself is then installed without dependencies or build isolation (nothing unlocked is fetched).
+$(STAMP): pyproject.toml requirements.lock scripts/setup-machine.sh
 	bash scripts/setup-machine.sh
 	/usr/bin/python3 -m venv $(VENV) || { echo "make: creating $(VENV) failed; fix: apt-get install -y python3-venv, then make venv" >&2; exit 1; }
-	$(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev]' \
-	  || { echo "make: pip install into $(VENV) failed (see above: PyPI unreachable?); fix the cause, then make venv" >&2; exit 1; }
+	$(PY) -m pip install -q --require-hashes -r requirements.lock \
+	  && $(PY) -m pip install -q --no-deps --no-build-isolation -e . \
+	  || { echo "make: pip install into $(VENV) failed (see above: PyPI unreachable? a hash mismatch?); fix the cause, then make venv" >&2; exit 1; }
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# After editing pyproject.toml's dependencies: `make lock`, then `make venv` installs the new lock.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --no-header --quiet -o requirements.lock
 
 up: $(STAMP)
 	bash scripts/up.sh
