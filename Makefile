@@ -34,7 +34,7 @@ unit: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q --durations=30 tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

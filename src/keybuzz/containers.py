@@ -146,6 +146,10 @@ class ContainerCli:
     def image_present(self, image: str) -> list[str]:
         return [self.name, "image", "inspect", image]
 
+    def image_id(self, image: str) -> list[str]:
+        """Print the image's content id (what a cache of facts about the image is keyed by)."""
+        return [self.name, "image", "inspect", "--format", "{{.Id}}", image]
+
     def pull(self, image: str) -> list[str]:
         return [self.name, "pull", "-q", image]
 

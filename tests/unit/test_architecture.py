@@ -17,8 +17,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "keybuzz"
 # Lowest first; a module may import its own layer and the layers below. Longest prefix wins.
 LAYERS: list[tuple[str, ...]] = [
-    ("keybuzz.errors", "keybuzz.values", "keybuzz.secrets", "keybuzz.logs", "keybuzz.poll", "keybuzz.images",
-     "keybuzz.jsonhttp"),
+    ("keybuzz.errors", "keybuzz.values", "keybuzz.cache", "keybuzz.secrets", "keybuzz.logs", "keybuzz.poll",
+     "keybuzz.images", "keybuzz.jsonhttp"),
     ("keybuzz.site",),
     ("keybuzz.render", "keybuzz.containers", "keybuzz.haproxy", "keybuzz.services"),
     ("keybuzz.remote",),

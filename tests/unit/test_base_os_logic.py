@@ -81,6 +81,16 @@ def test_the_operators_own_session_must_come_back(seed_site: Path) -> None:
 
 # -- the probe matrix -------------------------------------------------------------------------------
 
+def test_after_an_install_the_matrix_tries_only_the_changed_servers_and_the_balancers_before_them(
+        site: Site) -> None:
+    planned = probes.plan(site, MODULE.firewalls(site), {s.hostname: "10.0.0.250" for s in site.servers})
+    toward = probes.toward(site, planned, {"maria-01"})
+    assert toward and {p.target for p in toward} == {"maria-01"}  # no proxysql server changed: lb-mariadb left out
+    toward = probes.toward(site, planned, {"haproxy-01"})
+    assert {p.target for p in toward} == {"haproxy-01", "lb-internal"}
+    assert probes.toward(site, planned, set()) == []
+
+
 def test_the_matrix_tries_every_role_against_every_port(site: Site) -> None:
     fws = MODULE.firewalls(site)
     planned = probes.plan(site, fws, {s.hostname: "10.0.0.250" for s in site.servers})

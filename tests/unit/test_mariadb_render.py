@@ -259,3 +259,13 @@ def test_ports_are_reached_only_by_the_roles_that_need_them(site: Site) -> None:
     assert set(ports) == {3306, 4567, 4568, 4444, 9200}
     assert all(ports[n].allow_from == ("maria",) for n in (4567, 4568, 4444))
     assert "proxysql" in ports[3306].allow_from and "app" not in ports[3306].allow_from
+
+
+def test_the_accounts_are_read_in_sections_of_one_batch() -> None:
+    from keybuzz.modules.mariadb.users import split_sections
+
+    rows = [["kb databases"], ["mysql"], ["erpnext"], ["kb create 0"], ["CREATE USER `root`@`localhost`"],
+            ["kb grants 0"], ["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`"], ["GRANT PROXY ON ''@'%'"]]
+    sections = split_sections(rows, "kb")
+    assert sections == {"databases": ["mysql", "erpnext"], "create 0": ["CREATE USER `root`@`localhost`"],
+                        "grants 0": ["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`", "GRANT PROXY ON ''@'%'"]}

@@ -4,9 +4,11 @@ replication-within-bound check, rolling changes, and the render values filled at
 from __future__ import annotations
 
 import asyncio
+import stat
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -122,6 +124,10 @@ class RecordingContext:
         self.calls.append(f"converge {','.join(hostnames)}")
         return 1 if hostnames[0] in self.changed_hosts else 0
 
+    async def due(self, hostnames: Sequence[str], plans: dict) -> frozenset[str]:
+        self.calls.append(f"due {','.join(hostnames)}")
+        return frozenset(h for h in hostnames if h in self.changed_hosts)
+
     async def wait_for(self, what: str, probe, *, timeout: float, interval: float = 1.0, where: str = "") -> None:
         assert await probe()
         self.calls.append(f"gate {where}")
@@ -134,7 +140,7 @@ class RecordingContext:
         return SimpleNamespace(run=run)
 
 
-def test_roll_goes_one_host_at_a_time_primary_last_handed_over_only_when_recreated() -> None:
+def test_roll_goes_one_host_at_a_time_primary_last_handed_over_only_when_recreated_skipping_unchanged() -> None:
     plans = {h: HostPlan(h, containers=[ContainerSpec("db", "img:1", "m")]) for h in ("a", "b", "c")}
     current = plans["a"].container("db").spec_hash({})
     handed: list[str] = []
@@ -148,14 +154,14 @@ def test_roll_goes_one_host_at_a_time_primary_last_handed_over_only_when_recreat
     ctx = RecordingContext(changed={"a", "b"}, labels={"a": current, "b": "older", "c": current})
     asyncio.run(roll(ctx, ["a", "b", "c"], plans, primary="b", container="db", hand_over=hand_over,
                      settled=settled, what=lambda h: "healthy", timeout=5))
+    assert ctx.calls[0] == "due a,c,b"  # every host asked at once, the primary last
     assert [c for c in ctx.calls if c.startswith(("converge", "gate"))] == [
-        "converge a", "gate a", "converge c", "converge b", "gate b"]
+        "converge a", "gate a", "converge b", "gate b"]  # c has nothing to change: not visited
     assert handed == ["b"] and "phase hand the primary role over from b before recreating it" in ctx.calls
     ctx = RecordingContext(changed=set(), labels={"a": current, "b": current, "c": current})
     asyncio.run(roll(ctx, ["a", "b"], plans, primary="a", container="db", hand_over=hand_over, settled=settled,
                      what=lambda h: "healthy", timeout=5, gate_unchanged=True))
-    assert [c for c in ctx.calls if c.startswith(("converge", "gate"))] == ["converge b", "gate b", "converge a",
-                                                                            "gate a"]
+    assert [c for c in ctx.calls if c.startswith(("converge", "gate", "phase"))] == ["gate b", "gate a"]
     assert handed == ["b"]  # the primary's container stays: no hand-over
 
 
@@ -177,3 +183,32 @@ def test_merge_plans_keeps_identical_declarations_once_and_refuses_conflicts() -
     assert [d.path for d in merged.directories] == ["/d"] and [f.path for f in merged.files] == ["/f", "/g"]
     with pytest.raises(PlanConflict, match="h: two plans declare /f differently"):
         merge_plans(a, {"h": HostPlan("h", files=[FileSpec("/f", "other")])})
+
+
+def test_a_cache_keeps_what_it_learned_and_survives_a_broken_file(tmp_path: Path) -> None:
+    from keybuzz.cache import JsonCache
+
+    path = tmp_path / ".keybuzz-cache" / "image-users.json"
+    cache = JsonCache(path)
+    assert "sha256:abc postgres" not in cache
+    cache.remember("sha256:abc postgres", "999:999")
+    cache.save()
+    again = JsonCache(path)
+    assert again["sha256:abc postgres"] == "999:999" and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    path.write_text("{not json")
+    assert "sha256:abc postgres" not in JsonCache(path)  # a broken cache costs a read, never a run
+
+
+def test_independent_checks_run_at_once_in_their_order() -> None:
+    from keybuzz.contract.checks import concurrently
+
+    async def slow(value: str, delay: float) -> str:
+        await asyncio.sleep(delay)
+        return value
+
+    async def many() -> list[str]:
+        return [await slow("b", 0.1), await slow("c", 0.1)]
+
+    started = time.monotonic()
+    assert asyncio.run(concurrently(slow("a", 0.2), many(), slow("d", 0.0))) == ["a", "b", "c", "d"]
+    assert time.monotonic() - started < 0.35  # 0.2 s, not 0.4 s

@@ -42,13 +42,29 @@ class DeployContext(Protocol):
     # Modules the operator asked to boot from their own data without waiting for peers that may never
     # come back (`keybuzz install --force-boot MODULE`, typed confirmation). Never guessed by a module.
     force_boot: frozenset[str]
+    # True while `install` runs (a module is validated right after its deploy), False for `validate`:
+    # checks that only prove what a change could break may then be narrowed to what changed.
+    installing: bool
+    # What this module's deploy read of the servers, for its validate in the same run (emptied when the
+    # next module starts): right after a deploy that changed nothing it is still what the servers hold.
+    module_scratch: dict[str, object]
 
     def host(self, hostname: str) -> HostHandle: ...
+
+    def changed_hosts(self) -> frozenset[str]:
+        """The hosts the current module changed (or restarted something on) in this run so far: empty on a
+        no-op re-run, where waits that only matter after a change (a fresh start settling) are skipped."""
+        ...
 
     def phase(self, name: str) -> AbstractAsyncContextManager[None]: ...
 
     async def converge(self, hostnames: Sequence[str], plans: Plans) -> int:
         """Apply the plans of these hosts in parallel; returns the number of changes."""
+        ...
+
+    async def due(self, hostnames: Sequence[str], plans: Plans) -> frozenset[str]:
+        """The hosts whose converge would change something now (one probe each, all at once; nothing changes):
+        a rolling change skips the others instead of visiting them one by one."""
         ...
 
     async def wait_for(self, what: str, probe: Callable[[], Awaitable[object]], *, timeout: float,

@@ -36,10 +36,16 @@ async def roll(ctx: DeployContext, hosts: Sequence[str], plans: Plans, *,
     primary costs the failover timeout). Before any host whose container would be recreated,
     `before_recreate(host)` (e.g. wait until the cluster can lose it). After each host that
     changed (or every host, with `gate_unchanged`): wait until `settled(host)` holds, named
-    `what(host)` in a timeout. `container` defaults to the plan's only container."""
+    `what(host)` in a timeout. `container` defaults to the plan's only container. The hosts with
+    nothing to change are found first, all at once, and only gated (a no-op re-run visits none)."""
     order = [h for h in hosts if h != primary] + ([primary] if primary in hosts else [])
+    due = await ctx.due(order, plans)
     changes = 0
     for host in order:
+        if host not in due:  # nothing to change there: no inspection, no converge, no phase of its own
+            if gate_unchanged:
+                await ctx.wait_for(what(host), lambda host=host: settled(host), timeout=timeout, where=host)
+            continue
         watched = container or (plans[host].containers[0].name if len(plans[host].containers) == 1 else None)
         recreate = bool((hand_over or before_recreate) and watched and not ctx.dry_run
                         and await will_recreate(ctx, host, plans, watched))

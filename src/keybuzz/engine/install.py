@@ -100,6 +100,7 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
     results: list[ModuleResult] = []
     site = engine.site
     started = time.monotonic()
+    engine.installing = True
     installing = [m for m in modules if m.implemented and m.hosts(site)]
     problems = await precheck(engine, installing, _rendered_hosts(site, installing))
     if allow_missing_base_os:
@@ -120,9 +121,9 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
                                  f"{', '.join(module.roles)}, skipped", markup=False)
             continue
         result = ModuleResult(module.number, module.name, "would install" if engine.dry_run else "installed")
-        before = engine.stats.snapshot()
         started = time.monotonic()
-        engine.module = module.name
+        engine.start_module(module.name)
+        before = engine.module_start
         engine.console.print(f"[bold]module {module.number} {escape(module.name)}[/bold] ({escape(module.title)})")
         try:
             plans = module.render(site)

@@ -122,14 +122,19 @@ async def _guarded(outcome: HostOutcome, work: Awaitable[None]) -> HostOutcome:
     return outcome
 
 
+async def due_actions(host: SshHost, plan: HostPlan, cli: ContainerCli) -> tuple[HostState, list[Action]]:
+    """What converging `plan` would do on the host now: one probe, nothing changed."""
+    state = await probe(host, probed_paths(plan), cli.name if plan.containers else None,
+                        [s.name for s in plan.services])
+    return state, plan_actions(plan, state, cli)
+
+
 async def converge_host(host: SshHost, plan: HostPlan, cli: ContainerCli, *, dry_run: bool,
                         reporter: Reporter) -> HostOutcome:
     outcome = HostOutcome(host.hostname)
 
     async def work() -> None:
-        state = await probe(host, probed_paths(plan), cli.name if plan.containers else None,
-                            [s.name for s in plan.services])
-        actions = plan_actions(plan, state, cli)
+        state, actions = await due_actions(host, plan, cli)
         if dry_run:
             await _show(host, actions, state, reporter)
             outcome.actions = actions

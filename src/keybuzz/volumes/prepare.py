@@ -50,15 +50,27 @@ async def assess(engine: Engine, volumes: Sequence[Volume]) -> tuple[dict[str, l
         missing = (await engine.host(host).shell(tools_script(), timeout=30)).stdout.split()
         if missing:
             return [], [(host_volumes[0], f"{host}: {', '.join(missing)} not found ({TOOLS_FIX})")]
-        assessed = []
-        for volume in host_volumes:
-            state = await probe(engine, volume)
-            assessed.append((volume, state, device.decide(volume, state)))
+        states = await asyncio.gather(*(probe(engine, volume) for volume in host_volumes))
+        assessed = [(v, state, device.decide(v, state)) for v, state in zip(host_volumes, states, strict=True)]
         return assessed, [(v, d.refusal) for v, _, d in assessed if d.refusal]
 
     answers = await asyncio.gather(*(one_host(h, vs) for h, vs in by_host.items()))
-    return ({h: assessed for h, (assessed, _) in zip(by_host, answers, strict=True)},
-            [item for _, why in answers for item in why])
+    found = {h: assessed for h, (assessed, _) in zip(by_host, answers, strict=True)}
+    engine.assessed_volumes.update({item[0]: item for items in found.values() for item in items})
+    return found, [item for _, why in answers for item in why]
+
+
+async def _assessed(engine: Engine, volumes: Sequence[Volume]) -> tuple[dict[str, list[Assessed]],
+                                                                        list[tuple[Volume, str]]]:
+    """What the pre-checks of this run found, when they assessed every one of these volumes (nothing but
+    their module touches them, and it has not run yet); else a fresh assessment. Used once: prepare
+    changes them."""
+    if not all(v in engine.assessed_volumes for v in volumes):
+        return await assess(engine, volumes)
+    found: dict[str, list[Assessed]] = {}
+    for volume in volumes:
+        found.setdefault(volume.host, []).append(engine.assessed_volumes.pop(volume))
+    return found, [(v, d.refusal) for items in found.values() for v, _, d in items if d.refusal]
 
 
 async def refusals(engine: Engine, volumes: Sequence[Volume]) -> list[tuple[Volume, str]]:
@@ -73,7 +85,7 @@ async def prepare(engine: Engine, module: Module) -> None:
         return
     volumes = [v for vs in per_host.values() for v in vs]
     async with engine.phase(f"volumes ({len(volumes)} on {len(per_host)} server(s))"):
-        assessed, refused = await assess(engine, volumes)
+        assessed, refused = await _assessed(engine, volumes)
         if refused:
             raise OperationFailed("refusing to touch " + "; ".join(why for _, why in refused),
                                   host=",".join(sorted({v.host for v, _ in refused})), module=module.name,

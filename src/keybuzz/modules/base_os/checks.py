@@ -19,7 +19,7 @@ import asyncssh
 
 from keybuzz.contract import CheckResult, DeployContext
 from keybuzz.modules.base_os import layout, probes, render, runtime, sshd, sysctl
-from keybuzz.modules.base_os.deploy import MACHINE_WIDE_NOTE, fresh_login, machine_wide, read_facts
+from keybuzz.modules.base_os.deploy import FACTS, MACHINE_WIDE_NOTE, fresh_login, machine_wide, read_facts
 from keybuzz.modules.base_os.facts import Facts
 from keybuzz.modules.base_os.firewall import HostFirewall, live_problems, parse_live
 from keybuzz.modules.base_os.settings import BaseOsSettings
@@ -149,9 +149,11 @@ async def password_offered(site: Site, address: str) -> str:
     return "a password login succeeded"
 
 
-async def check_ssh(ctx: DeployContext) -> list[CheckResult]:
+async def check_ssh(ctx: DeployContext, servers: list[str]) -> list[CheckResult]:
+    """A password login refused and a fresh key login accepted, on each of these servers."""
     site = ctx.site
-    servers = site.servers
+    if not servers:
+        return [CheckResult("SSH logins", True, "not tried: this install changed no server's sshd", available=False)]
     limit = asyncio.Semaphore(site.config.ssh.parallelism)
 
     async def one(hostname: str) -> tuple[str, str]:
@@ -164,8 +166,7 @@ async def check_ssh(ctx: DeployContext) -> list[CheckResult]:
                 key = describe(exc)
             return offered, key
 
-    answers = dict(zip((s.hostname for s in servers), await asyncio.gather(*(one(s.hostname) for s in servers)),
-                       strict=True))
+    answers = dict(zip(servers, await asyncio.gather(*(one(h) for h in servers)), strict=True))
     refused = {h: a[0] for h, a in answers.items() if a[0]}
     keys = {h: a[1] for h, a in answers.items() if a[1]}
     return [CheckResult("password SSH login refused (no password method offered)", not refused,
@@ -281,19 +282,31 @@ def check_boot(facts: dict[str, Facts]) -> CheckResult:
 
 
 async def validate(ctx: DeployContext, fws: dict[str, HostFirewall]) -> list[CheckResult]:
+    """Every check. Right after an install, the probe matrix and the fresh SSH logins try only the servers
+    this install changed: the others' rules and sshd are what the last full validate proved, and their
+    probes cost seconds of SSH bursts (`keybuzz validate base_os` always tries everything); after a
+    deploy that changed nothing, the facts it read are read again from it, not from the servers."""
     site = ctx.site
     settings = site.settings(BaseOsSettings)
     hosts = [s.hostname for s in site.servers]
-    facts = await read_facts(ctx, hosts)
+    read = ctx.module_scratch.get(FACTS) if ctx.installing and not ctx.changed_hosts() else None
+    facts = read if isinstance(read, dict) and set(read) == set(hosts) else await read_facts(ctx, hosts)
     results = [check_firewall(fws, facts)]
     planned = probes.plan(site, fws, {h: f.installer_ip for h, f in facts.items()})
-    started = time.monotonic()
-    outcomes = await run_matrix(ctx, planned)
-    unexpected = [o for o in outcomes if not o.ok and o.probe.expect != "through"]
-    results.append(CheckResult(f"probe matrix: {len(outcomes)} (source, port) pairs tried", not unexpected,
-                               f"{len(unexpected)} unexpected, {time.monotonic() - started:.1f} s"))
-    results += matrix_results(site, outcomes)
-    results += await check_ssh(ctx)
+    changed = ctx.changed_hosts() if ctx.installing else frozenset(hosts)
+    tried = probes.toward(site, planned, changed)
+    if tried:
+        started = time.monotonic()
+        outcomes = await run_matrix(ctx, tried)
+        unexpected = [o for o in outcomes if not o.ok and o.probe.expect != "through"]
+        scope = "" if len(tried) == len(planned) else f" (toward the {len(changed)} server(s) this install changed)"
+        results.append(CheckResult(f"probe matrix: {len(outcomes)} (source, port) pairs tried{scope}", not unexpected,
+                                   f"{len(unexpected)} unexpected, {time.monotonic() - started:.1f} s"))
+        results += matrix_results(site, outcomes)
+    else:
+        results.append(CheckResult("probe matrix", True, f"not tried: this install changed no server's rules "
+                                   f"(`keybuzz validate base_os` tries all {len(planned)} pairs)", available=False))
+    results += await check_ssh(ctx, [s.hostname for s in site.servers if s.hostname in changed])
     results += [check_sshd(settings, facts), check_dns(site, settings, facts), check_sysctls(site, facts)]
     skew_result, skew = check_skew(facts)
     results += [skew_result, check_boot(facts)]

@@ -46,6 +46,9 @@ def machine_wide(settings: BaseOsSettings, facts: host_facts.Facts) -> bool:
     return settings.machine_wide == "apply" and facts.systemd
 
 
+FACTS = "facts"  # module_scratch key: every server's facts as the deploy read them
+
+
 async def read_facts(ctx: DeployContext, hosts: list[str]) -> dict[str, host_facts.Facts]:
     site = ctx.site
     keys = [*sysctl.NET, *{k for s in site.servers for k in sysctl.machine(s)}]
@@ -88,6 +91,7 @@ class BaseOsDeploy:
         ctx = self.ctx
         async with ctx.phase("read every server (installer's address, firewall, sshd, sysctls)"):
             self.facts = await read_facts(ctx, self.hosts)
+            ctx.module_scratch[FACTS] = self.facts
             self._refuse_lockout()
         self.converged = self._converged_plans()
         async with ctx.phase("files: firewall rules, sshd drop-in, sysctls, DNS, journald"):

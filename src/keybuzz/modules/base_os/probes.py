@@ -10,7 +10,7 @@ balancer, a connection must stay open (the balancer found a server behind it) in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from keybuzz.modules.base_os.firewall import HostFirewall
@@ -90,6 +90,14 @@ def plan(site: Site, fws: dict[str, HostFirewall], installer_ips: dict[str, str]
                                 lb.name, str(lb.vip), port, "through",
                                 f"client -> {lb.name} {lb.vip}:{port} -> {lb.target_role}"))
     return probes
+
+
+def toward(site: Site, planned: Sequence[Probe], hosts: Collection[str]) -> list[Probe]:
+    """The probes that try these servers' firewalls: to one of them, or through a load balancer in front of
+    one of them (what an install re-proves after changing the rules of some servers only)."""
+    roles = {lb.name: lb.target_role for lb in site.config.load_balancers}
+    behind = {name for name, role in roles.items() if any(s.hostname in hosts for s in site.with_role(role))}
+    return [p for p in planned if p.target in hosts or p.target in behind]
 
 
 # -- running them ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 import pymysql
 
 from keybuzz.contract import CheckResult, DeployContext
+from keybuzz.contract.checks import concurrently, not_exercised, only_reading
 from keybuzz.modules.mariadb import client, layout, state
 from keybuzz.modules.mariadb.settings import MariadbSettings
 from keybuzz.poll import describe
@@ -98,5 +99,9 @@ async def check_durability(site: Site) -> CheckResult:
 async def validate(ctx: DeployContext) -> list[CheckResult]:
     site = ctx.site
     found = await states(site)
-    return [await check_cluster(site, found), *check_agents(found), await check_replication(site),
-            await check_wrong_password(site), await check_durability(site)]
+    if only_reading(ctx):
+        return [await check_cluster(site, found), *check_agents(found),
+                not_exercised(layout.MODULE, "replication, wrong password and durability checks")]
+    cluster, replication, wrong_password, durability = await concurrently(
+        check_cluster(site, found), check_replication(site), check_wrong_password(site), check_durability(site))
+    return [cluster, *check_agents(found), replication, wrong_password, durability]

@@ -15,13 +15,14 @@ Then the application database and the users (SST, application, monitoring), then
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 from keybuzz.contract import DeployContext
 from keybuzz.errors import OperationFailed
 from keybuzz.modules.mariadb import bootscript, layout, users
-from keybuzz.modules.mariadb.state import NodeState, cluster_problems, via_sql
+from keybuzz.modules.mariadb.state import NodeState, cluster_problems, via_agent, via_sql
 from keybuzz.poll import NotYet
 from keybuzz.remote.actions import empty_file_argv
 from keybuzz.render import Plans
@@ -48,24 +49,37 @@ class MariadbDeploy:
         self.whole = f"{len(self.nodes)} Synced nodes in one primary component"
         self._closed_since: dict[str, float] = {}
         self._restarted: set[str] = set()
+        self._accounts_ensured = False  # accounts are cluster-wide (Galera replicates them): once per run
+
+    async def _states(self) -> list[NodeState]:
+        """Each node's state from its health agent (one HTTP call), or over SQL in its container when the
+        agent does not reach mariadbd (not started yet, being replaced): both read the same verdict."""
+        async def one(host: str) -> NodeState:
+            state = await via_agent(self.site, host)
+            return state if state.answering else await via_sql(self.ctx, host)
+
+        return list(await asyncio.gather(*(one(h) for h in self.nodes)))
+
+    async def _ensure_accounts(self, host: str) -> None:
+        await users.ensure(self.ctx, host)
+        self._accounts_ensured = True
 
     async def run(self) -> None:
-        states = [await via_sql(self.ctx, h) for h in self.nodes]
+        states = await self._states()
         if any(s.primary for s in states):
             await self._rolling(states)
         elif not await self._any_data():
             await self._new_cluster()
         else:
             await self._cold_start()
-        async with self.ctx.phase("database and users"):
-            if not self.ctx.dry_run:
-                writer = next(s.hostname for s in [await via_sql(self.ctx, h) for h in self.nodes] if s.healthy)
-                await users.ensure(self.ctx, writer)
+        if not self.ctx.dry_run and not self._accounts_ensured:
+            async with self.ctx.phase("database and users"):
+                await self._ensure_accounts(next(s.hostname for s in await self._states() if s.healthy))
 
     # --- a running cluster ---------------------------------------------------------------------------------
     async def _rolling(self, states: list[NodeState]) -> None:
         if not self.ctx.dry_run:  # accounts first: a node that joins needs the SST user on its donor
-            await users.ensure(self.ctx, next(s.hostname for s in states if s.primary))
+            await self._ensure_accounts(next(s.hostname for s in states if s.primary))
             for state in states:
                 if state.gcomm_closed:  # shut out of the running cluster: it never comes back by itself
                     async with self.ctx.phase(f"{state.hostname} joins again (it was in no group)"):
@@ -103,7 +117,7 @@ class MariadbDeploy:
         await self.ctx.wait_for(f"{host} Synced in a new primary component", lambda: self._healthy(host),
                                 timeout=BOOTSTRAP_TIMEOUT_S, interval=1, where=host)
         if not self.ctx.dry_run:
-            await users.ensure(self.ctx, host)  # the SST user must exist before anyone joins
+            await self._ensure_accounts(host)  # the SST user must exist before anyone joins
 
     async def _join(self, hosts: list[str]) -> None:
         for host in hosts:

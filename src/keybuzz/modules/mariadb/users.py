@@ -1,6 +1,7 @@
 """The application database and the accounts, created and kept in step on the primary component
 (Galera replicates account statements to every node). Idempotent: SHOW CREATE USER and SHOW GRANTS
-are compared first, so a re-run changes nothing; passwords go only through the client's stdin.
+are compared first (read in two round trips), so a re-run changes nothing; passwords go only through
+the client's stdin.
 
 Accounts: root@localhost (the local socket, or its password: never over the network), the SST user
 @localhost (mariabackup on the donor), the application user and the monitoring user from the
@@ -70,23 +71,43 @@ def identified(account: Account) -> str:
     return f"IDENTIFIED BY {sql.literal(account.password)}"
 
 
-async def _show(ctx: DeployContext, host: str, statement: str) -> list[str]:
-    try:
-        return [row[0] for row in await sql.mariadb(ctx, host, statement + ";")]
-    except Exception:  # ERROR 1396 / 1141: no such account yet
-        return []
+def split_sections(rows: list[list[str]], marker: str) -> dict[str, list[str]]:
+    """The first column of each statement's rows, per section: a `SELECT '<marker> NAME'` row opens each."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for row in rows:
+        if len(row) == 1 and row[0].startswith(marker + " "):
+            current = sections.setdefault(row[0][len(marker) + 1:], [])
+        else:
+            current.append(row[0])
+    return sections
+
+
+async def _read(ctx: DeployContext, host: str, wanted: list[Account]) -> dict[str, list[str]]:
+    """In two round trips (each an exec in the container): the databases and accounts, then SHOW CREATE USER
+    and SHOW GRANTS of the accounts that exist (those statements fail for the others), keyed by the
+    account's index in `wanted`."""
+    marker = "keybuzz-section"
+    head = split_sections(await sql.mariadb(ctx, host, f"SELECT '{marker} databases'; SHOW DATABASES; "
+                                                       f"SELECT '{marker} accounts'; "
+                                                       "SELECT CONCAT(User, '@', Host) FROM mysql.user;"), marker)
+    present = [(i, a) for i, a in enumerate(wanted) if f"{a.user}@{a.host}" in head.get("accounts", [])]
+    shown = "".join(f"SELECT '{marker} create {i}'; SHOW CREATE USER {a.name}; "
+                    f"SELECT '{marker} grants {i}'; SHOW GRANTS FOR {a.name}; " for i, a in present)
+    return head | (split_sections(await sql.mariadb(ctx, host, shown), marker) if shown else {})
 
 
 async def ensure(ctx: DeployContext, host: str) -> None:
     """The database and every account as the site says, on `host` (a Synced node of the primary)."""
     database = ctx.site.settings(MariadbSettings).database
-    existing = {row[0] for row in await sql.mariadb(ctx, host, "SHOW DATABASES;")}
-    if database not in existing:
+    wanted = accounts(ctx.site)
+    found = await _read(ctx, host, wanted)
+    if database not in found.get("databases", []):
         ctx.changed(host, f"database {database} created")
         await sql.mariadb(ctx, host, f"CREATE DATABASE IF NOT EXISTS {sql.ident(database)} "
                                      "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
-    for account in accounts(ctx.site):
-        create = " ".join(await _show(ctx, host, f"SHOW CREATE USER {account.name}"))
+    for index, account in enumerate(wanted):
+        create = " ".join(found.get(f"create {index}", []))
         statements = []
         if not create:
             statements.append(f"CREATE USER {account.name} {identified(account)};")
@@ -95,11 +116,11 @@ async def ensure(ctx: DeployContext, host: str) -> None:
                 account.socket_too and "unix_socket" not in create):
             statements.append(f"ALTER USER {account.name} {identified(account)};")
             ctx.changed(host, f"account {account.user}@{account.host}: password set from credentials")
-        grants = granted(await _show(ctx, host, f"SHOW GRANTS FOR {account.name}"), account.target)
-        wanted = {p.upper() for p in account.privileges} - {"USAGE"}
-        if not wanted <= grants and "ALL PRIVILEGES" not in grants:
+        grants = granted(found.get(f"grants {index}", []), account.target)
+        wanted_privileges = {p.upper() for p in account.privileges} - {"USAGE"}
+        if not wanted_privileges <= grants and "ALL PRIVILEGES" not in grants:
             statements.append(f"GRANT {', '.join(account.privileges)} ON {account.target} TO {account.name};")
-            ctx.changed(host, f"account {account.user}@{account.host}: {', '.join(sorted(wanted - grants))} "
-                              f"on {account.target} granted")
+            ctx.changed(host, f"account {account.user}@{account.host}: "
+                              f"{', '.join(sorted(wanted_privileges - grants))} on {account.target} granted")
         if statements:
             await sql.mariadb(ctx, host, "\n".join(statements))

@@ -40,9 +40,11 @@ class StorageDeploy:
     async def run(self) -> None:
         if layout.settings(self.site).backend == "seaweedfs":
             await self._seaweedfs()
-            async with self.ctx.phase("writes accepted"):
-                await self.ctx.wait_for("the master leader handing out file ids (after a leader change SeaweedFS "
-                                        "waits 15 s for every volume server)", self._assigns, timeout=CLUSTER_TIMEOUT_S)
+            if self.ctx.changed_hosts():  # a leader this run moved or restarted warms up: wait for it here
+                async with self.ctx.phase("writes accepted"):
+                    await self.ctx.wait_for("the master leader handing out file ids (after a leader change "
+                                            "SeaweedFS waits 15 s for every volume server)", self._assigns,
+                                            timeout=CLUSTER_TIMEOUT_S)
         else:
             await self._minio()
         async with self.ctx.phase("buckets (created once)"):

@@ -17,14 +17,24 @@ from keybuzz.modules.postgres.client import connect_once
 from keybuzz.modules.postgres.sql import ident, literal, psql
 
 
-async def ensure_app_role(ctx: DeployContext, leader: str) -> None:
+async def ensure_roles(ctx: DeployContext, leader: str) -> None:
+    """The application role and database, then the monitoring role: what exists read in one query."""
+    creds = ctx.site.credentials[layout.MODULE]
+    user, database, monitor = creds["POSTGRES_APP_USER"], creds["POSTGRES_APP_DATABASE"], creds["POSTGRES_MONITOR_USER"]
+    rows = await psql(ctx, leader,
+                      f"SELECT (SELECT count(*) FROM pg_roles WHERE rolname = {literal(user)}), "
+                      f"(SELECT count(*) FROM pg_database WHERE datname = {literal(database)}), "
+                      f"(SELECT count(*) FROM pg_roles WHERE rolname = {literal(monitor)});")
+    role_exists, db_exists, monitor_exists = (int(v) for v in rows[0].split("|"))
+    await _app_role(ctx, leader, bool(role_exists), bool(db_exists))
+    if not monitor_exists:
+        await _monitor_role(ctx, leader)
+
+
+async def _app_role(ctx: DeployContext, leader: str, role_exists: bool, db_exists: bool) -> None:
     creds = ctx.site.credentials[layout.MODULE]
     user, password, database = (creds["POSTGRES_APP_USER"], creds["POSTGRES_APP_PASSWORD"],
                                 creds["POSTGRES_APP_DATABASE"])
-    rows = await psql(ctx, leader,
-                      f"SELECT (SELECT count(*) FROM pg_roles WHERE rolname = {literal(user)}), "
-                      f"(SELECT count(*) FROM pg_database WHERE datname = {literal(database)});")
-    role_exists, db_exists = (int(v) for v in rows[0].split("|"))
     statements = []
     if not role_exists:
         statements.append(f"CREATE ROLE {ident(user)} LOGIN PASSWORD {literal(scram.verifier(password))};")
@@ -42,13 +52,10 @@ async def ensure_app_role(ctx: DeployContext, leader: str) -> None:
         await vector_extension(ctx, leader, database)
 
 
-async def ensure_monitor_role(ctx: DeployContext, leader: str) -> None:
+async def _monitor_role(ctx: DeployContext, leader: str) -> None:
     """The metrics exporter's login: member of pg_monitor (statistics, no table data), created once."""
     creds = ctx.site.credentials[layout.MODULE]
     user, password = creds["POSTGRES_MONITOR_USER"], creds["POSTGRES_MONITOR_PASSWORD"]
-    rows = await psql(ctx, leader, f"SELECT count(*) FROM pg_roles WHERE rolname = {literal(user)};")
-    if int(rows[0]):
-        return
     ctx.changed(leader, f"monitoring role {user} (pg_monitor)")
     if not ctx.dry_run:
         await psql(ctx, leader, f"CREATE ROLE {ident(user)} LOGIN PASSWORD {literal(scram.verifier(password))} "

@@ -9,7 +9,7 @@ import psycopg
 
 from keybuzz import haproxy
 from keybuzz.contract import CheckResult, DeployContext
-from keybuzz.contract.checks import seen_detail, seen_within
+from keybuzz.contract.checks import concurrently, not_exercised, only_reading, seen_detail, seen_within
 from keybuzz.errors import OperationFailed
 from keybuzz.modules.postgres import api, layout
 from keybuzz.modules.postgres.client import app_conninfo, lb_vip, query
@@ -195,16 +195,14 @@ async def validate(ctx: DeployContext) -> list[CheckResult]:
     site = ctx.site
     states = await api.cluster_states(site)
     cluster, leader = await check_cluster(site, states)
-    results = [cluster,
-               await check_port(site, layout.WRITE_PORT, "connect 5432 (write) through the LB VIP", False),
-               await check_port(site, layout.READ_PORT, "connect 5433 (read) through the LB VIP", True),
-               await check_port(site, layout.PGBOUNCER_PORT, "connect 6432 (PgBouncer) through the LB VIP", False),
-               await check_replication(site, states),
-               await check_pgbouncer_pooling(site),
-               await check_pgbouncer_wrong_password(site),
-               await check_haproxy(site, leader),
-               *await check_vectors(site, states, REPLICATION_BOUND_S),
-               await check_preload(ctx, leader),
-               await check_locale(site),
-               await check_icu(site)]
-    return results
+    reading = [check_port(site, layout.WRITE_PORT, "connect 5432 (write) through the LB VIP", False),
+               check_port(site, layout.READ_PORT, "connect 5433 (read) through the LB VIP", True),
+               check_port(site, layout.PGBOUNCER_PORT, "connect 6432 (PgBouncer) through the LB VIP", False),
+               check_haproxy(site, leader)]
+    if only_reading(ctx):
+        return [cluster, *await concurrently(*reading), not_exercised(
+            layout.MODULE, "replication, pooling, wrong password, pgvector, preload, locale and ICU checks")]
+    return [cluster, *await concurrently(
+        *reading, check_replication(site, states), check_pgbouncer_pooling(site),
+        check_pgbouncer_wrong_password(site), check_vectors(site, states, REPLICATION_BOUND_S),
+        check_preload(ctx, leader), check_locale(site), check_icu(site))]

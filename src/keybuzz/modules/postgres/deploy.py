@@ -20,7 +20,7 @@ from keybuzz.contract.rolling import roll
 from keybuzz.errors import OperationFailed
 from keybuzz.haproxy import one_up_problems
 from keybuzz.modules.postgres import api, layout
-from keybuzz.modules.postgres.approle import ensure_app_role, ensure_monitor_role
+from keybuzz.modules.postgres.approle import ensure_roles
 from keybuzz.modules.postgres.checks import haproxy_write_up
 from keybuzz.modules.postgres.client import connect_once, lb_vip
 from keybuzz.modules.postgres.lb import userlist
@@ -92,8 +92,7 @@ class PostgresDeploy:
             await self._patch_dcs()
             leader_host = await self._leader()
         async with ctx.phase("application role and database, monitoring role"):
-            await ensure_app_role(ctx, leader_host)
-            await ensure_monitor_role(ctx, leader_host)
+            await ensure_roles(ctx, leader_host)
         await self._load_balancers(leader_host)
         async with ctx.phase("the ways in through the load balancer"):
             await ctx.wait_for("5432 on the leader, 5433 on a replica, 6432 through PgBouncer, via the LB VIP",

@@ -12,6 +12,7 @@ import secrets
 import pymysql
 
 from keybuzz.contract import CheckResult, DeployContext
+from keybuzz.contract.checks import concurrently
 from keybuzz.haproxy import up_by_haproxy
 from keybuzz.modules.mariadb import client
 from keybuzz.modules.mariadb import layout as maria_layout
@@ -123,11 +124,9 @@ async def validate(ctx: DeployContext) -> list[CheckResult]:
     if address is None:
         results.append(CheckResult("through the VIP", False, f"no load balancer lists port {layout.CLIENT_PORT}",
                                    available=False))
+        through_vip = []
     else:
-        results += [await check_round_trip(site, address), await check_one_writer(site, address)]
-    results.append(await check_same_writer(site))
-    if site.settings(ProxysqlSettings).engine == "haproxy":
-        results += await check_standin(site)
-    else:
-        results += [await check_proxysql_runtime(ctx, s.hostname) for s in layout.proxies(site)]
-    return results
+        through_vip = [check_round_trip(site, address), check_one_writer(site, address)]
+    engine_checks = ([check_standin(site)] if site.settings(ProxysqlSettings).engine == "haproxy"
+                     else [check_proxysql_runtime(ctx, s.hostname) for s in layout.proxies(site)])
+    return results + await concurrently(*through_vip, check_same_writer(site), *engine_checks)

@@ -12,6 +12,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from keybuzz.contract import CheckResult, DeployContext
+from keybuzz.contract.checks import concurrently
 from keybuzz.haproxy import up_by_haproxy
 from keybuzz.modules.rabbitmq import api, client, layout, lb
 from keybuzz.modules.rabbitmq.settings import RabbitmqSettings
@@ -134,9 +135,9 @@ async def validate(ctx: DeployContext) -> list[CheckResult]:
     if vip is None:
         results.append(CheckResult("through the LB", False, f"no load balancer lists port {layout.AMQP_PORT}",
                                    available=False))
+        through_vip = []
     else:
-        results += [await check_round_trip(site, vip), await check_wrong_password(site, vip),
-                    await check_default_queue_type(site, vip)]
-    results += [await check_queue_members(site), await check_no_guest(site)]
-    results += await check_haproxy(site)
-    return results
+        through_vip = [check_round_trip(site, vip), check_wrong_password(site, vip),
+                       check_default_queue_type(site, vip)]
+    return results + await concurrently(*through_vip, check_queue_members(site), check_no_guest(site),
+                                        check_haproxy(site))

@@ -71,9 +71,13 @@ class RabbitmqDeploy:
                        before_recreate=self._safe_to_stop, what=lambda host: self.whole,
                        timeout=NODE_TIMEOUT_S, label="RabbitMQ on")
         async with ctx.phase("users, vhost and permissions (definitions)"):
-            await self._import_changed(definitions_before)
-            await self._remove_guest()
-            await self._grow_quorum_queues()
+            if ctx.dry_run and not running:  # nothing to ask: the management API starts with the nodes
+                ctx.note("dry-run: no node runs yet: at their first start the nodes import definitions.json "
+                         "(users, vhost, permissions, policies); then the guest user is removed")
+            else:
+                await self._import_changed(definitions_before)
+                await self._remove_guest()
+                await self._grow_quorum_queues()
         await roll(ctx, self.lbs, self.plans, settled=self._haproxy_ok, gate_unchanged=True,
                    what=lambda host: f"every healthy node UP in {host}", timeout=HAPROXY_TIMEOUT_S, label="HAProxy on")
         if self.lbs and layout.vip(self.site):
