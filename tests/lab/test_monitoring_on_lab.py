@@ -250,7 +250,9 @@ def _paged_and_cleared(lab: Lab, site: Site, name: str, hostname: str, since: fl
     raise AssertionError(f"{name} on {hostname}: the webhook got {sorted(received) or 'nothing'} in {timeout:g} s")
 
 
-@pytest.mark.parametrize(("module", "scenario"), [(POSTGRES, "poweroff-leader"), (REDIS, "poweroff-master")])
+# The PostgreSQL power-off drill is test_postgres.py's; its alerts (HostDown, PostgresNoLeader) are timed per
+# module by bench/monitoring.py. One round here proves the path: recorded, held, fired, paged, resolved.
+@pytest.mark.parametrize(("module", "scenario"), [(REDIS, "poweroff-master")])
 def test_drill_records_the_alerts_it_fires_and_their_resolution(site: Site, lab: Lab, first_install: Run,
                                                                  module: object, scenario: str) -> None:
     started = time.time()

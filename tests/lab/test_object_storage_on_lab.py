@@ -111,7 +111,8 @@ def test_application_key_reaches_only_its_buckets(site: Site, first_install: Run
     assert s3.bucket_names(s3.admin(site, url)) == ["keybuzz", "keybuzz-ops"]
 
 
-@pytest.mark.parametrize("scenario", ["poweroff-node", "poweroff-follower", "isolate-node"])  # crash, partition: bench/
+# poweroff-follower (no leader change), crash, partition: bench/object_storage.py and bench/failover.py.
+@pytest.mark.parametrize("scenario", ["poweroff-node", "isolate-node"])
 def test_drill_loses_no_acknowledged_object(lab: Lab, site: Site, first_install: Run, scenario: str) -> None:
     result = drill_round(site, lab, MODULE, scenario)
     print("\n" + report(result))
@@ -122,10 +123,7 @@ def test_drill_loses_no_acknowledged_object(lab: Lab, site: Site, first_install:
     assert result.rejoin_s is not None
     # Generous bounds on a shared machine (bench/ measures): a leader change costs SeaweedFS's 15 s warm-up.
     assert float(details["put_gap_s"]) < 60 and float(details["get_gap_s"]) < 30
-    if scenario == "poweroff-follower":
-        assert details["leader_after"] == details["leader_before"]
-    else:
-        assert result.new_primary not in ("none", result.target)
+    assert result.new_primary not in ("none", result.target)
 
 
 def test_validate_right_after_a_leader_change_waits_out_the_warm_up(lab: Lab, site: Site, first_install: Run) -> None:
