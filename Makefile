@@ -33,14 +33,16 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
 # The lab images (Debian packages: minutes on a new machine, nothing once built) build while the unit tests
-# run; a failed build is shown and the lab tests then say what is missing.
+# run; a failed build is shown and the lab tests then say what is missing. The lab tests run on LAB_WORKERS
+# labs at once, one test file wholly on one lab (their time is mostly waits for failovers, not CPU).
+LAB_WORKERS ?= 2
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/keybuzz lab images > $(VENV)/lab-images.log 2>&1 & images=$$!; \
 	  $(VENV)/bin/pytest -q tests/unit; unit=$$?; \
 	  wait $$images || { echo "make: building the lab images failed:"; tail -n 30 $(VENV)/lab-images.log; }; \
 	  [ $$unit -eq 0 ] || exit $$unit; \
-	  $(VENV)/bin/pytest -q --durations=30 tests/lab
+	  $(VENV)/bin/pytest -q -n $(LAB_WORKERS) --dist loadfile --durations=30 tests/lab
 
 clean:
 	rm -rf $(VENV) build *.egg-info

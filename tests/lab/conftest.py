@@ -5,6 +5,11 @@ Environment (so several people can run lab tests on one machine at once):
   KEYBUZZ_TEST_LAB_SUBNET  its subnet (default 10.78.0.0/16, not the 10.77 of `make up`)
 A lab that is already up in that folder is reused and left running; one the session
 started is removed at the end.
+
+Under pytest-xdist (`make test` runs the lab tests with `-n 2 --dist loadfile`) each worker gets a lab of
+its own: the folder with `-gw<N>` appended and the subnet moved by 2N /16s (a test file may take the /16
+after its lab's for a lab of its own). A test file runs whole on one worker, on one lab, so the files
+never see each other's faults; each file deploys what it needs.
 """
 
 from __future__ import annotations
@@ -21,8 +26,13 @@ import pytest
 
 from keybuzz.lab import Lab
 
-LAB_DIR = Path(os.environ.get("KEYBUZZ_TEST_LAB_DIR", "/srv/keybuzz-lab/pytest"))
-LAB_SUBNET = ipaddress.IPv4Network(os.environ.get("KEYBUZZ_TEST_LAB_SUBNET", "10.78.0.0/16"))
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under pytest-xdist; empty without it
+WORKER_INDEX = int(WORKER.removeprefix("gw")) if WORKER else 0
+_BASE_DIR = Path(os.environ.get("KEYBUZZ_TEST_LAB_DIR", "/srv/keybuzz-lab/pytest"))
+_BASE_SUBNET = ipaddress.IPv4Network(os.environ.get("KEYBUZZ_TEST_LAB_SUBNET", "10.78.0.0/16"))
+LAB_DIR = _BASE_DIR.with_name(f"{_BASE_DIR.name}-{WORKER}") if WORKER else _BASE_DIR
+LAB_SUBNET = ipaddress.IPv4Network((int(_BASE_SUBNET.network_address) + 2 * WORKER_INDEX * 2 ** 16,
+                                    _BASE_SUBNET.prefixlen))
 TOOLS = ("podman", "debootstrap", "sshd", "ssh", "tini", "haproxy", "nsenter", "unshare", "ip", "nft", "losetup",
          "mkfs.xfs")
 HERE = Path(__file__).parent
