@@ -4,6 +4,7 @@ every server, and the exporters the modules declare on their servers. Pure, no I
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -55,12 +56,33 @@ def _web_files(site: Site, paths: layout.HostPaths) -> list[FileSpec]:
                                (paths.alertmanager_web_yml, config))]
 
 
-def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan:
+@dataclass(frozen=True)
+class MonitorFiles:
+    """What every monitor server gets the same of: rendered once per render, not once per server
+    (the rules and the dashboards are most of the render's time)."""
+
+    rule_paths: tuple[str, ...]
+    files: tuple[FileSpec, ...]
+
+
+def _monitor_files(site: Site, modules: list[Module]) -> MonitorFiles:
+    paths = layout.host_paths(site)
+    rule_files = {f"{paths.rules_dir}/{name}.yml": rules.dump(doc)
+                  for name, doc in rules.rule_groups(site, modules).items()}
+    boards = {f"{paths.dashboards}/{name}.json": json.dumps(board, indent=2, sort_keys=True) + "\n"
+              for name, board in dashboards.dashboards(site, modules).items()}
+    k3s = HEADER + yaml.safe_dump(scrape.k3s_additional_scrape_configs(site, modules), sort_keys=False, width=200)
+    return MonitorFiles(tuple(rule_files), (*(FileSpec(path, text) for path, text in rule_files.items()),
+                                            _alertmanager_file(site, paths.alertmanager_yml),
+                                            *_web_files(site, paths),
+                                            *(FileSpec(path, text) for path, text in boards.items()),
+                                            FileSpec(paths.k3s_scrape_configs, k3s)))
+
+
+def _monitor_host(site: Site, server: Server, modules: list[Module], shared: MonitorFiles) -> HostPlan:
     paths = layout.host_paths(site)
     ip = server.private_ip
     settings = site.settings(MonitoringSettings)
-    rule_files = {f"{paths.rules_dir}/{name}.yml": rules.dump(doc)
-                  for name, doc in rules.rule_groups(site, modules).items()}
     prometheus_yml = HEADER + yaml.safe_dump(scrape.prometheus_config(site, modules, server.hostname),
                                              sort_keys=False, width=200)
     prometheus = ContainerSpec(
@@ -73,7 +95,8 @@ def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan
                  f"--web.config.file={layout.C_PROMETHEUS_CONF}/web.yml"),
         mounts=(Mount(f"{paths.conf}/prometheus", layout.C_PROMETHEUS_CONF, read_only=True),
                 Mount(paths.prometheus_data, layout.C_PROMETHEUS_DATA)),
-        restart_on=(paths.prometheus_yml, *rule_files, paths.prometheus_web_yml, paths.prometheus_web_password),
+        restart_on=(paths.prometheus_yml, *shared.rule_paths, paths.prometheus_web_yml,
+                    paths.prometheus_web_password),
     )
     peers = [s for s in layout.monitors(site) if s.hostname != server.hostname]
     cluster = ((f"--cluster.listen-address={ip}:{layout.ALERTMANAGER_CLUSTER_PORT}",
@@ -91,9 +114,6 @@ def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan
                 Mount(paths.alertmanager_data, layout.C_ALERTMANAGER_DATA)),
         restart_on=(paths.alertmanager_yml, paths.alertmanager_web_yml),
     )
-    boards = {f"{paths.dashboards}/{name}.json": json.dumps(board, indent=2, sort_keys=True) + "\n"
-              for name, board in dashboards.dashboards(site, modules).items()}
-    k3s = HEADER + yaml.safe_dump(scrape.k3s_additional_scrape_configs(site, modules), sort_keys=False, width=200)
     return HostPlan(
         hostname=server.hostname,
         directories=[DirSpec(paths.conf), DirSpec(f"{paths.conf}/prometheus"), DirSpec(paths.rules_dir),
@@ -101,12 +121,7 @@ def _monitor_host(site: Site, server: Server, modules: list[Module]) -> HostPlan
                      DirSpec(paths.dashboards), DirSpec(f"{paths.conf}/k3s"),
                      DirSpec(paths.prometheus_data, 0o755, layout.SERVICE_USER, data=True),
                      DirSpec(paths.alertmanager_data, 0o755, layout.SERVICE_USER, data=True)],
-        files=[FileSpec(paths.prometheus_yml, prometheus_yml),
-               *(FileSpec(path, text) for path, text in rule_files.items()),
-               _alertmanager_file(site, paths.alertmanager_yml),
-               *_web_files(site, paths),
-               *(FileSpec(path, text) for path, text in boards.items()),
-               FileSpec(paths.k3s_scrape_configs, k3s)],
+        files=[FileSpec(paths.prometheus_yml, prometheus_yml), *shared.files],
         containers=[prometheus, alertmanager],
     )
 
@@ -142,7 +157,8 @@ def _exporter_host(site: Site, server: Server, endpoint: MetricsEndpoint) -> Hos
 def render(site: Site, modules: list[Module]) -> Plans:
     if not layout.monitors(site):
         return {}
-    plan_sets: list[Plans] = [{s.hostname: _monitor_host(site, s, modules) for s in layout.monitors(site)},
+    shared = _monitor_files(site, modules)
+    plan_sets: list[Plans] = [{s.hostname: _monitor_host(site, s, modules, shared) for s in layout.monitors(site)},
                               {s.hostname: _node_exporter_host(site, s) for s in site.servers}]
     for endpoint in scrape.endpoints(site, modules):
         if endpoint.exporter:
