@@ -12,7 +12,7 @@ import secrets
 import pymysql
 
 from keybuzz.contract import CheckResult, DeployContext
-from keybuzz.contract.checks import concurrently
+from keybuzz.contract.checks import concurrently, not_exercised, only_reading
 from keybuzz.haproxy import up_by_haproxy
 from keybuzz.modules.mariadb import client
 from keybuzz.modules.mariadb import layout as maria_layout
@@ -125,6 +125,9 @@ async def validate(ctx: DeployContext) -> list[CheckResult]:
         results.append(CheckResult("through the VIP", False, f"no load balancer lists port {layout.CLIENT_PORT}",
                                    available=False))
         through_vip = []
+    elif only_reading(ctx):
+        results.append(not_exercised(layout.MODULE, "the write read back through the VIP"))
+        through_vip = [check_one_writer(site, address)]
     else:
         through_vip = [check_round_trip(site, address), check_one_writer(site, address)]
     engine_checks = ([check_standin(site)] if site.settings(ProxysqlSettings).engine == "haproxy"
