@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 
 from keybuzz.engine import resume_command
-from keybuzz.engine.precheck import base_os_problem, facts_script, host_problems, listening_ports, parse_facts
+from keybuzz.engine.precheck import (
+    base_os_problem,
+    facts_script,
+    host_problems,
+    listening_ports,
+    parse_facts,
+    split_module_output,
+)
 from keybuzz.registry import module_by_name
 
 # Captured on a lab host (trimmed): sshd on 22 (0x16), a Sentinel on 26379 (0x670B), one established connection.
@@ -67,6 +75,18 @@ def test_the_facts_command_is_read_only_and_walks_up_to_an_existing_folder() -> 
     assert "podman ps -a" in script and "ps.cache" in script  # the engine's cached container listing
     for verb in ("rm ", "chmod", "chown", "podman run", "podman rm"):
         assert verb not in script
+
+
+def test_each_module_script_runs_in_the_same_command_and_its_output_comes_back_as_printed(tmp_path: Path) -> None:
+    """Run by a real sh: a module script that exits, prints blank lines or leaves its last line open
+    neither ends the pre-check's command nor loses a byte of what it printed."""
+    scripts = {"first": "printf 'a\\n\\n  b\\n'; exit 3", "second": "printf 'no newline'", "third": "true"}
+    script = facts_script(str(tmp_path / "data"), "no-such-cli", scripts)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    own, outputs = split_module_output(out)
+    assert outputs == {"first": "a\n\n  b\n", "second": "no newline", "third": ""}
+    facts = parse_facts(own)
+    assert facts["cli"] == ["missing"] and facts["base_os"] in (["loaded"], ["missing"]) and facts["clock"]
 
 
 def test_a_host_without_base_os_firewall_is_named_with_the_command_that_installs_it() -> None:

@@ -1,6 +1,6 @@
 """The module contract: what a module declares and the context it runs in (docs/architecture.md)."""
 
-from keybuzz.contract.context import DeployContext, HostHandle
+from keybuzz.contract.context import DeployContext, HostHandle, Prefetched
 from keybuzz.contract.declare import (
            LOAD_BALANCER,
            AlertRule,
@@ -24,5 +24,6 @@ from keybuzz.contract.module import (
 
 __all__ = ["LOAD_BALANCER", "AlertRule", "CheckResult", "DashboardPanel", "DeployContext", "DrillContext", "Exporter",
            "Faults", "Finding", "Hit", "HostHandle", "LintInput", "MetricsEndpoint", "Module",
-           "NotImplementedInThisVersion", "Observability", "PendingModule", "Port", "Quorum", "RoleNeed", "RoundPlan",
+           "NotImplementedInThisVersion", "Observability", "PendingModule", "Port", "Prefetched", "Quorum", "RoleNeed",
+           "RoundPlan",
            "Rule", "VolumePath", "WriterProbe", "power_cycle_all"]

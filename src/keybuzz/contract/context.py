@@ -14,12 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from keybuzz.containers import ContainerCli
 from keybuzz.remote.ssh import RunResult
 from keybuzz.render import Plans
 from keybuzz.site import Site
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """What a module's pre-check script printed on one server, and when (this machine's clock) it was asked."""
+
+    asked_at: float
+    stdout: str
 
 
 class HostHandle(Protocol):
@@ -48,6 +57,9 @@ class DeployContext(Protocol):
     # What this module's deploy read of the servers, for its validate in the same run (emptied when the
     # next module starts): right after a deploy that changed nothing it is still what the servers hold.
     module_scratch: dict[str, object]
+    # module name -> host -> what Module.precheck_script printed there, with this machine's clock when it
+    # was asked; the module takes (pops) it once: a later read goes to the servers.
+    prefetched: dict[str, dict[str, Prefetched]]
 
     def host(self, hostname: str) -> HostHandle: ...
 

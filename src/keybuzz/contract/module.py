@@ -83,6 +83,11 @@ class Module:
         recipe or alias. Override when the lab runs another backend than production's (sections' `lab`)."""
         return self.implemented and bool(self.images) and all(spec.lab for spec in self.images)
 
+    def precheck_script(self, site: Site) -> str | None:
+        """A read-only shell script the pre-checks run on each of the module's servers in their own round
+        trip; its output waits in `ctx.prefetched[name]` for this module's deploy (one round trip fewer)."""
+        return None
+
     def hosts(self, site: Site) -> list[Server]:
         if self.own_role and not site.with_role(self.own_role):
             return []

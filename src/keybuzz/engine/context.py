@@ -24,6 +24,7 @@ from keybuzz.render import FilledAtDeploy, ImageUser, Plans, filled, image_users
 from keybuzz.secrets import redact
 
 if TYPE_CHECKING:
+    from keybuzz.contract.context import Prefetched
     from keybuzz.site import Site
 
 
@@ -106,6 +107,7 @@ class Engine:
         self.module_start = Stats()  # the stats when the current module started (changed_hosts)
         self.module_scratch: dict[str, object] = {}
         self.assessed_volumes: dict[object, Any] = {}  # keybuzz.volumes.prepare: the pre-checks' findings
+        self.prefetched: dict[str, dict[str, Prefetched]] = {}  # Module.precheck_script's output
         self.module = ""
         self.step = ""
         self.log = get_logger("engine")

@@ -8,7 +8,9 @@ on a port a module needs there (a port is the module's own when one of the modul
 containers runs on that host); the clock is within MAX_CLOCK_SKEW_S of this machine's; each
 volume keybuzz.yaml gives the host is a device keybuzz may format or mount (keybuzz.volumes);
 base_os's firewall table is loaded, unless base_os is installed first in the same run: without
-it every port a module opens is reachable from the whole network.
+it every port a module opens is reachable from the whole network. The same command runs each module's
+own read-only script (Module.precheck_script: base_os's facts of every server), whose output waits in
+the engine for that module's deploy, which then skips a round trip to every server.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from keybuzz.contract import Module
+from keybuzz.contract import Module, Prefetched
 from keybuzz.engine.context import Engine
 from keybuzz.errors import OperationFailed
 from keybuzz.modules.base_os import layout as base_os
@@ -34,6 +36,7 @@ PRECHECK_CONNECT_S = 5.0
 MIN_FREE_DISK_MB = 1024
 MAX_CLOCK_SKEW_S = 2.0
 _MARK = "#KB-"
+_MODULE_MARK, _MODULE_END = "#KB-MODULE-BEGIN ", "#KB-MODULE-END "
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,15 @@ class Problem:
     missing_base_os: bool = False  # waived by `install --allow-missing-base-os`, which warns instead
 
 
-def facts_script(data_root: str, cli: str) -> str:
-    """One read-only command: the engine's container listing (cached like a converge's probe), then
-    CLI present, free disk under data_root, listening TCP ports, clock, base_os's firewall table."""
+def facts_script(data_root: str, cli: str, modules: Mapping[str, str] | None = None) -> str:
+    """One read-only command: first each module's own pre-check script (module name -> script), in a
+    subshell, its output kept verbatim (first: a script that reads the clock reads it as soon as asked);
+    then the engine's container listing (cached like a converge's probe), CLI present, free disk under
+    data_root, listening TCP ports, clock, base_os's firewall table."""
     q = shlex.quote
-    return probe_script([], cli).removesuffix("exit 0\n") + "\n".join([
+    blocks = "".join(f"echo '{_MODULE_MARK}{name}'\n( {script}\n); echo; echo '{_MODULE_END}{name}'\n"
+                     for name, script in (modules or {}).items())
+    return blocks + probe_script([], cli).removesuffix("exit 0\n") + "\n".join([
         f"echo '{_MARK}cli'; command -v {q(cli)} || echo missing",
         # The nearest existing parent of data_root: a first install has not created it yet.
         f"d={q(data_root)}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done",
@@ -59,6 +66,16 @@ def facts_script(data_root: str, cli: str) -> str:
         f"echo '{_MARK}base_os'; nft list table inet {base_os.TABLE} >/dev/null 2>&1 && echo loaded || echo missing",
         "exit 0",
     ]) + "\n"
+
+
+def split_module_output(text: str) -> tuple[str, dict[str, str]]:
+    """Each module script's output (as it printed it) by module name, and the pre-check's own facts after them."""
+    outputs: dict[str, str] = {}
+    while text.startswith(_MODULE_MARK):
+        name, _, text = text[len(_MODULE_MARK):].partition("\n")
+        # the echo after the script ends a last line the script left open: the body is what it printed
+        outputs[name], _, text = text.partition(f"\n{_MODULE_END}{name}\n")
+    return text, outputs
 
 
 def parse_facts(text: str) -> dict[str, list[str]]:
@@ -134,8 +151,8 @@ def base_os_problem(host: str, ip: str, facts: dict[str, list[str]], install_bas
                    f"`{install_base_os}` first, or install anyway with --allow-missing-base-os", missing_base_os=True)
 
 
-async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str]],
-               containers: bool, host_volumes: list[Volume], install_base_os: str | None) -> list[Problem]:
+async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str]], containers: bool,
+               host_volumes: list[Volume], install_base_os: str | None, scripts: Mapping[str, str]) -> list[Problem]:
     ip = str(engine.site.server(hostname).private_ip)
     try:
         await engine.pool.connection(hostname, timeout=PRECHECK_CONNECT_S, retries=0)
@@ -146,10 +163,13 @@ async def _one(engine: Engine, hostname: str, ports: list[tuple[Module, int, str
     cli, data_root = engine.site.config.container_cli, engine.site.config.paths.data_root
     sent = time.time()
     try:
-        result = await engine.host(hostname).shell(facts_script(data_root, cli), timeout=30)
+        result = await engine.host(hostname).shell(facts_script(data_root, cli, scripts), timeout=30)
     except OperationFailed as exc:
         return [Problem(hostname, ip, f"the pre-check command failed: {exc}", "check the server over SSH")]
-    facts = parse_facts(result.stdout)
+    own, outputs = split_module_output(result.stdout)
+    for name, output in outputs.items():
+        engine.prefetched.setdefault(name, {})[hostname] = Prefetched(sent, output)
+    facts = parse_facts(own)
     clock = facts.get("clock", [""])[-1]
     skew = float(clock) - (sent + time.time()) / 2 if clock.replace(".", "", 1).isdigit() else None
     problems = host_problems(hostname, ip, facts, cli=cli if containers else None, data_root=data_root, ports=ports,
@@ -181,7 +201,10 @@ async def precheck(engine: Engine, modules: Sequence[Module], hostnames: Mapping
     hosts = sorted(hostnames, key=lambda h: site.server(h).line)
     wanted = volumes(site, modules)
     install_base_os = None if any(m.name == base_os.MODULE for m in modules) else base_os_command(site)
+    scripts = {m.name: (script, {s.hostname for s in m.hosts(site)}) for m in modules
+               if (script := m.precheck_script(site))}
     answers = await asyncio.gather(*(_one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h],
-                                          [v for v in wanted if v.host == h], install_base_os)
+                                          [v for v in wanted if v.host == h], install_base_os,
+                                          {name: script for name, (script, on) in scripts.items() if h in on})
                                      for h in hosts))
     return [problem for problems in answers for problem in problems]

@@ -49,10 +49,19 @@ def machine_wide(settings: BaseOsSettings, facts: host_facts.Facts) -> bool:
 FACTS = "facts"  # module_scratch key: every server's facts as the deploy read them
 
 
-async def read_facts(ctx: DeployContext, hosts: list[str]) -> dict[str, host_facts.Facts]:
-    site = ctx.site
+def facts_script(site: Site) -> str:
+    """What base_os reads of every server (also run inside the pre-checks' round trip: Module.precheck_script)."""
     keys = [*sysctl.NET, *{k for s in site.servers for k in sysctl.machine(s)}]
-    text = host_facts.script([*WATCHED, layout.RESOLV_CONF], keys, runtime.runtime(site).version_script())
+    return host_facts.script([*WATCHED, layout.RESOLV_CONF], keys, runtime.runtime(site).version_script())
+
+
+async def read_facts(ctx: DeployContext, hosts: list[str], *, prefetched: bool = False) -> dict[str, host_facts.Facts]:
+    """The facts of these servers; with `prefetched`, what the pre-checks of this run read there when they
+    read every one of them (taken once: a later read asks the servers again)."""
+    early = ctx.prefetched.pop(layout.MODULE, {}) if prefetched else {}
+    if early and set(hosts) <= set(early):
+        return {h: replace(host_facts.parse(early[h].stdout), asked_at=early[h].asked_at) for h in hosts}
+    text = facts_script(ctx.site)
 
     async def one(host: str) -> host_facts.Facts:
         sent = time.time()
@@ -90,7 +99,7 @@ class BaseOsDeploy:
     async def run(self) -> None:
         ctx = self.ctx
         async with ctx.phase("read every server (installer's address, firewall, sshd, sysctls)"):
-            self.facts = await read_facts(ctx, self.hosts)
+            self.facts = await read_facts(ctx, self.hosts, prefetched=True)
             ctx.module_scratch[FACTS] = self.facts
             self._refuse_lockout()
         self.converged = self._converged_plans()

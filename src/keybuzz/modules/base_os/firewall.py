@@ -19,6 +19,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from keybuzz.contract import LOAD_BALANCER, Module, Port
 from keybuzz.modules.base_os import layout
@@ -47,12 +48,14 @@ class SourceSet:
     def interval(self) -> bool:
         return any("/" in a for a in self.addresses)
 
-    def networks(self) -> list[ipaddress.IPv4Network]:
-        return [ipaddress.IPv4Network(a, strict=False) for a in self.addresses]
+    @cached_property
+    def networks(self) -> tuple[ipaddress.IPv4Network, ...]:
+        """Parsed once: the probe plan asks every set about every server."""
+        return tuple(ipaddress.IPv4Network(a, strict=False) for a in self.addresses)
 
     def contains(self, address: str) -> bool:
         ip = ipaddress.IPv4Address(address)
-        return any(ip in net for net in self.networks())
+        return any(ip in net for net in self.networks)
 
 
 @dataclass(frozen=True)
