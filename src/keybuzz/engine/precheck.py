@@ -203,8 +203,13 @@ async def precheck(engine: Engine, modules: Sequence[Module], hostnames: Mapping
     install_base_os = None if any(m.name == base_os.MODULE for m in modules) else base_os_command(site)
     scripts = {m.name: (script, {s.hostname for s in m.hosts(site)}) for m in modules
                if (script := m.precheck_script(site))}
-    answers = await asyncio.gather(*(_one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h],
-                                          [v for v in wanted if v.host == h], install_base_os,
-                                          {name: script for name, (script, on) in scripts.items() if h in on})
-                                     for h in hosts))
+    limit = asyncio.Semaphore(engine.settings.parallelism)
+
+    async def bounded(h: str) -> list[Problem]:
+        async with limit:  # ssh.parallelism servers at once: a burst of every server's sshd starves services
+            return await _one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h],
+                              [v for v in wanted if v.host == h], install_base_os,
+                              {name: script for name, (script, on) in scripts.items() if h in on})
+
+    answers = await asyncio.gather(*(bounded(h) for h in hosts))
     return [problem for problems in answers for problem in problems]
