@@ -48,10 +48,10 @@ def _load_config(root: Path, schema: SiteSchema, errors: list[InputError]) -> tu
     return config, located
 
 
-def located_config(root: Path) -> LocatedYaml | None:
-    """keybuzz.yaml read again with the line of every key, for checks of a loaded site that point at
-    lines (None when it cannot be read or parsed: the load has said why)."""
-    path = root / CONFIG_FILE
+def located_config(root: Path, name: str = CONFIG_FILE) -> LocatedYaml | None:
+    """keybuzz.yaml (or versions.yaml) read again with the line of every key, for checks of a loaded site
+    that point at lines (None when it cannot be read or parsed: the load has said why)."""
+    path = root / name
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

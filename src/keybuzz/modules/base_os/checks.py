@@ -19,7 +19,7 @@ import asyncssh
 
 from keybuzz.contract import CheckResult, DeployContext
 from keybuzz.modules.base_os import layout, probes, render, runtime, sshd, sysctl
-from keybuzz.modules.base_os.deploy import FACTS, MACHINE_WIDE_NOTE, fresh_login, machine_wide, read_facts
+from keybuzz.modules.base_os.deploy import FACTS, MACHINE_WIDE_NOTE, fresh_login, machine_wide, other_os, read_facts
 from keybuzz.modules.base_os.facts import Facts
 from keybuzz.modules.base_os.firewall import HostFirewall, live_problems, parse_live
 from keybuzz.modules.base_os.settings import BaseOsSettings
@@ -199,7 +199,7 @@ def check_dns(site: Site, settings: BaseOsSettings, facts: dict[str, Facts]) -> 
     domains = render.search_domains(site, settings)
     bad = {}
     for host, f in facts.items():
-        if settings.dns.manager == "systemd-resolved":
+        if settings.resolver == "systemd-resolved":
             if f.resolved_dns != wanted:
                 bad[host] = f"systemd-resolved's global servers {f.resolved_dns or 'none'}"
             continue
@@ -207,7 +207,7 @@ def check_dns(site: Site, settings: BaseOsSettings, facts: dict[str, Facts]) -> 
         if servers != wanted or search != domains:
             bad[host] = f"nameservers {servers or 'none'}, search {search or 'none'}"
     return CheckResult(f"DNS in force: nameservers {', '.join(wanted)}, search {' '.join(domains) or '-'}",
-                       not bad, _summary(bad, len(facts), f"{len(facts)} servers ({settings.dns.manager})"))
+                       not bad, _summary(bad, len(facts), f"{len(facts)} servers ({settings.resolver})"))
 
 
 def check_sysctls(site: Site, facts: dict[str, Facts]) -> CheckResult:
@@ -270,6 +270,12 @@ def check_skew(facts: dict[str, Facts]) -> tuple[CheckResult, dict[str, float | 
                        _summary(bad, len(facts), f"{len(facts)} servers")), skew
 
 
+def check_os(settings: BaseOsSettings, facts: dict[str, Facts]) -> CheckResult:
+    bad = {h: f"runs {name or 'an OS without /etc/os-release'}" for h, name in other_os(settings, facts).items()}
+    return CheckResult(f"every server runs {settings.os} (base_os.os)", not bad,
+                       _summary(bad, len(facts), f"{len(facts)} servers"))
+
+
 def check_boot(facts: dict[str, Facts]) -> CheckResult:
     booted = {h: f for h, f in facts.items() if f.systemd}
     if not booted:
@@ -291,7 +297,7 @@ async def validate(ctx: DeployContext, fws: dict[str, HostFirewall]) -> list[Che
     hosts = [s.hostname for s in site.servers]
     read = ctx.module_scratch.get(FACTS) if ctx.installing and not ctx.changed_hosts() else None
     facts = read if isinstance(read, dict) and set(read) == set(hosts) else await read_facts(ctx, hosts)
-    results = [check_firewall(fws, facts)]
+    results = [check_os(settings, facts), check_firewall(fws, facts)]
     changed = ctx.changed_hosts() if ctx.installing else frozenset(hosts)
     # Planned only when some server changed: planning asks every rule about every server (a second at 40).
     planned = probes.plan(site, fws, {h: f.installer_ip for h, f in facts.items()}) if changed else []

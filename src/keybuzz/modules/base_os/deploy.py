@@ -55,6 +55,11 @@ def facts_script(site: Site) -> str:
     return host_facts.script([*WATCHED, layout.RESOLV_CONF], keys, runtime.runtime(site).version_script())
 
 
+def other_os(settings: BaseOsSettings, facts: dict[str, host_facts.Facts]) -> dict[str, str]:
+    """Pure: the servers that do not run base_os.os -> what they run."""
+    return {host: f.os for host, f in facts.items() if f.os != settings.os}
+
+
 async def read_facts(ctx: DeployContext, hosts: list[str], *, prefetched: bool = False) -> dict[str, host_facts.Facts]:
     """The facts of these servers; with `prefetched`, what the pre-checks of this run read there when they
     read every one of them (taken once: a later read asks the servers again)."""
@@ -102,6 +107,7 @@ class BaseOsDeploy:
             self.facts = await read_facts(ctx, self.hosts, prefetched=True)
             ctx.module_scratch[FACTS] = self.facts
             self._refuse_lockout()
+            self._refuse_other_os()
         self.converged = self._converged_plans()
         async with ctx.phase("files: firewall rules, sshd drop-in, sysctls, DNS, journald"):
             await ctx.converge(self.hosts, self.converged)
@@ -139,6 +145,16 @@ class BaseOsDeploy:
             raise OperationFailed("refused before any change, the installer would lock itself out: "
                                   + "; ".join(problems), module=layout.MODULE, step="lock-out check",
                                   host=",".join(sorted({p.split(":", 1)[0] for p in problems})))
+
+    def _refuse_other_os(self) -> None:
+        """What is rendered (the Docker repository, the resolver) is for base_os.os: never for another OS."""
+        wrong = other_os(self.settings, self.facts)
+        if wrong:
+            raise OperationFailed(f"refused before any change: keybuzz.yaml base_os.os is {self.settings.os}, but "
+                                  + ", ".join(f"{h} runs {os_name or 'an OS without /etc/os-release'}"
+                                              for h, os_name in wrong.items())
+                                  + "; set base_os.os to what the servers run (debian-12 or ubuntu-24.04)",
+                                  module=layout.MODULE, step="operating system check", host=",".join(sorted(wrong)))
 
     # -- 2. files -----------------------------------------------------------------------------------
     def _converged_plans(self) -> Plans:
@@ -308,7 +324,7 @@ class BaseOsDeploy:
             current = ", ".join(f"{p} {v or 'absent'}" for p, v in have.items())
             self.ctx.changed(host, f"container runtime {current} -> {chosen.version}")
             if not self.ctx.dry_run:
-                await self._sh(host, chosen.install_script(), timeout=900)
+                await self._sh(host, chosen.install_script(self.settings.distro), timeout=900)
 
 
 async def deploy(ctx: DeployContext, plans: Plans, settings: BaseOsSettings, fws: dict[str, HostFirewall]) -> None:

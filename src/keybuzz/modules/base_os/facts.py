@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from keybuzz.modules.base_os import layout, sshd, sysctl
+from keybuzz.modules.base_os import distro, layout, sshd, sysctl
 from keybuzz.remote.probe import HostState, parse_probe, probe_script
 
 _MARK = "#KB-"
@@ -43,6 +43,12 @@ class Facts:
     resolv_conf: str = ""
     resolved_dns: list[str] = field(default_factory=list)  # systemd-resolved's global servers (`resolvectl dns`)
     units: dict[str, str] = field(default_factory=dict)  # unit -> is-enabled/is-active answer (systemd only)
+    os_release: dict[str, str] = field(default_factory=dict)  # /etc/os-release
+
+    @property
+    def os(self) -> str:
+        """`debian-12`, `ubuntu-24.04`, or what an OS keybuzz does not know calls itself ("" if nothing)."""
+        return distro.detected(self.os_release)
     paths: HostState = field(default_factory=HostState)
 
 
@@ -54,6 +60,7 @@ def script(paths: Iterable[str], sysctl_keys: Iterable[str], runtime_versions: s
         f"echo '{_MARK}ssh'; echo \"$SSH_CONNECTION\"",
         f"echo '{_MARK}user'; id -un; id -Gn",
         f"echo '{_MARK}systemd'; [ -d /run/systemd/system ] && echo yes || echo no",
+        f"echo '{_MARK}os'; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true",
         f"echo '{_MARK}nft'; if command -v nft >/dev/null; then echo present; "
         f"nft list table inet {layout.TABLE} 2>/dev/null | grep -m1 -o '{layout.HASH_MARK}[0-9a-f]*' || true; "
         "else echo missing; fi",
@@ -98,6 +105,7 @@ def parse(text: str) -> Facts:
     facts.user = user[0].strip() if user else ""
     facts.groups = user[1].split() if len(user) > 1 else []
     facts.systemd = (s.get("systemd") or ["no"])[0].strip() == "yes"
+    facts.os_release = distro.parse_os_release("\n".join(s.get("os", [])))
     nft = [line.strip() for line in s.get("nft", []) if line.strip()]
     facts.nft = bool(nft) and nft[0] == "present"
     facts.table_hash = next((line.removeprefix(layout.HASH_MARK) for line in nft[1:]

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from keybuzz.contract import LOAD_BALANCER, Hit, LintInput, Rule
+from keybuzz.modules.base_os import runtime
 from keybuzz.modules.base_os.firewall import INSTALL, PortTable, installer_addresses
 from keybuzz.modules.base_os.settings import GATEWAY, BaseOsSettings
 from keybuzz.site import Site
-from keybuzz.site.loader import CONFIG_FILE, SERVERS_FILE, located_config
+from keybuzz.site.loader import CONFIG_FILE, SERVERS_FILE, VERSIONS_FILE, located_config
 from keybuzz.site.servers import ROLES
 from keybuzz.site.yamlfile import LocatedYaml
 
@@ -116,6 +117,30 @@ def check_public_ssh(data: LintInput) -> Iterable[Hit]:
                 "list your VPN or office network there, or keep the provider's console as the way in"
 
 
+def check_os_settings(data: LintInput) -> Iterable[Hit]:
+    """What base_os renders for the servers' OS fits it: Docker's build, a podman pin, the resolver."""
+    site = data.site
+    settings = site.settings(BaseOsSettings)
+    distro, cli = settings.distro, site.config.container_cli
+    pinned = site.versions.software.get(cli, "")
+    versions = located_config(site.root, VERSIONS_FILE)
+    where_pin = f"{VERSIONS_FILE}:{versions.line_of(('software', cli)) if versions else 1}"
+    mismatch = runtime.build_mismatch(cli, pinned, distro)
+    if mismatch:
+        yield where_pin, f"software.{cli}: {mismatch}", \
+            f"pin {distro.docker_version(runtime.DOCKER_ENGINE)} (or the {distro.docker_build} build you tested)"
+    if not pinned and runtime.default_version(cli, distro) is None:
+        yield where_pin, f"no {cli} version is pinned, and keybuzz knows none for {distro.name}", \
+            f"pin the {distro.name} package's version in versions.yaml software.{cli} (`apt-cache policy {cli}` " \
+            "on a server shows it)"
+    if settings.dns.manager and settings.dns.manager != distro.resolver:
+        yield _where(located_config(site.root), "dns", "manager"), \
+            f"dns.manager {settings.dns.manager} on {distro.name}, whose servers run {distro.resolver}: " + (
+                "writing /etc/resolv.conf would replace its link to systemd-resolved's stub"
+                if distro.resolver == "systemd-resolved" else "no systemd-resolved runs there to read a drop-in"), \
+            f"remove dns.manager (the OS's own: {distro.resolver}) or set it to {distro.resolver}"
+
+
 def rules(table: PortTable) -> tuple[Rule, ...]:
     return (
         Rule("KB020", "error", "every open port declares who may reach it", check_declared_reachability(table)),
@@ -123,4 +148,5 @@ def rules(table: PortTable) -> tuple[Rule, ...]:
         Rule("KB022", "error", "the installer is a known server", check_installer_known),
         Rule("KB023", "error", "containers run on the host network (behind the firewall)", check_host_network),
         Rule("KB024", "info", "who may SSH to the install servers' public address", check_public_ssh),
+        Rule("KB027", "error", "the container runtime's pin and the resolver fit the servers' OS", check_os_settings),
     )

@@ -79,7 +79,7 @@ def host_plan(site: Site, settings: BaseOsSettings, server: Server, fw: firewall
         FileSpec(layout.JOURNALD_DROPIN, journald_dropin(settings)),
         FileSpec(layout.TIMESYNCD_DROPIN, timesyncd_dropin(settings)),
     ]
-    if settings.dns.manager == "resolv.conf":
+    if settings.resolver == "resolv.conf":
         files += [FileSpec(layout.RESOLV_CONF, resolv_conf(site, settings)),
                   FileSpec(layout.DHCLIENT_HOOK, DHCLIENT_HOOK)]
     else:
@@ -87,7 +87,7 @@ def host_plan(site: Site, settings: BaseOsSettings, server: Server, fw: firewall
     chosen = runtime.runtime(site)
     files.append(FileSpec(layout.RUNTIME_PIN, chosen.pin_file()))
     if chosen.cli == "docker":
-        files += [FileSpec(layout.DOCKER_LIST, runtime.docker_list()),
+        files += [FileSpec(layout.DOCKER_LIST, runtime.docker_list(settings.distro)),
                   FileSpec(layout.DOCKER_DAEMON, runtime.docker_daemon())]
     return HostPlan(server.hostname, directories=[DirSpec(layout.STATE_DIR, 0o700)], files=files)
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from keybuzz.modules.base_os.distro import DEBIAN_12, DISTROS, Distro
 from keybuzz.site.config import Strict
 from keybuzz.site.roles import Role
 from keybuzz.values import DESCRIPTION, DNS_NAME, HOST, RESOLVER_OPTION, SSHD_PATTERN, ValueKind
@@ -59,9 +60,10 @@ class Firewall(Strict):
 
 class Dns(Strict):
     """Resolvers come from keybuzz.yaml `dns_servers`. `resolv.conf` writes /etc/resolv.conf (Debian 12's
-    default, and what the lab's hosts read); `systemd-resolved` writes a resolved.conf drop-in (the seed's)."""
+    default, and what the lab's hosts read); `systemd-resolved` writes a resolved.conf drop-in (Ubuntu
+    24.04's, the seed's). Unset: what the servers' OS (base_os.os) runs."""
 
-    manager: Literal["resolv.conf", "systemd-resolved"] = "resolv.conf"
+    manager: Literal["resolv.conf", "systemd-resolved"] | None = None
     search: list[DNS_NAME.type] | None = None  # default: keybuzz.yaml `domain`
     options: list[RESOLVER_OPTION.type] = Field(default_factory=lambda: ["timeout:2", "attempts:2"])
 
@@ -76,6 +78,9 @@ class BaseOsSettings(Strict):
     """`machine_wide: render` (what the lab sets) never applies what acts on the whole machine (swap,
     vm./kernel. sysctls, the clock, packages): it is rendered and checked, and reported as not applied."""
 
+    # The servers' operating system (every server of the site runs the same): Debian 12 runs in the lab,
+    # Ubuntu 24.04 (the seed's) is rendered and checked only. A server that runs another is refused.
+    os: Literal["debian-12", "ubuntu-24.04"] = DEBIAN_12
     installer: list[INSTALLER.type] = Field(default_factory=list)  # besides the servers with role install
     ssh: SshHardening = SshHardening()
     firewall: Firewall = Firewall()
@@ -85,6 +90,15 @@ class BaseOsSettings(Strict):
                                                                   "ntp3.hetzner.net"])
     disable_swap: bool = True
     machine_wide: Literal["apply", "render"] = "apply"
+
+    @property
+    def distro(self) -> Distro:
+        return DISTROS[self.os]
+
+    @property
+    def resolver(self) -> str:
+        """The DNS manager in force: the one set, or the OS's own."""
+        return self.dns.manager or self.distro.resolver
 
     @field_validator("installer")
     @classmethod
