@@ -79,7 +79,7 @@ def test_ubuntu_site_renders_ubuntu_sources_pin_and_resolved(seed_site: Path) ->
     assert layout.RESOLVED_DROPIN in paths and layout.RESOLV_CONF not in paths  # never replace resolved's link
     dropin = plan.file(layout.RESOLVED_DROPIN).content
     assert "[Resolve]" in dropin and f"DNS={' '.join(str(ip) for ip in site.config.dns_servers)}" in dropin
-    script = runtime.runtime(site).install_script(site.settings(BaseOsSettings).distro)
+    script = runtime.runtime(site).install_script()
     assert "https://download.docker.com/linux/ubuntu/gpg" in script and runtime.DOCKER_KEY_FINGERPRINT in script
     assert "docker-ce=5:27.5.1-1~ubuntu.24.04~noble" in script
     assert [f for f in lint(site) if f.rule == "KB027"] == []

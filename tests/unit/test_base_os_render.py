@@ -250,7 +250,7 @@ def test_container_runtime_is_pinned_and_docker_key_checked(plans: Plans, site: 
     chosen = runtime.runtime(site)
     assert chosen.cli == "docker"
     assert fields == {"Package": "docker-ce docker-ce-cli", "Pin": f"version {chosen.version}", "Pin-Priority": "1001"}
-    script = chosen.install_script(BaseOsSettings().distro)
+    script = chosen.install_script()
     assert f"docker-ce={chosen.version}" in script and runtime.DOCKER_KEY_FINGERPRINT in script
     assert "apt-mark hold docker-ce docker-ce-cli" in script and "| sh" not in script
     assert f"signed-by={layout.DOCKER_KEYRING}" in content(plans, "db-master-01", layout.DOCKER_LIST)

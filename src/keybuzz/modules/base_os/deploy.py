@@ -324,7 +324,7 @@ class BaseOsDeploy:
             current = ", ".join(f"{p} {v or 'absent'}" for p, v in have.items())
             self.ctx.changed(host, f"container runtime {current} -> {chosen.version}")
             if not self.ctx.dry_run:
-                await self._sh(host, chosen.install_script(self.settings.distro), timeout=900)
+                await self._sh(host, chosen.install_script(), timeout=900)
 
 
 async def deploy(ctx: DeployContext, plans: Plans, settings: BaseOsSettings, fws: dict[str, HostFirewall]) -> None:

@@ -30,6 +30,7 @@ class Runtime:
     packages: tuple[str, ...]  # pinned and held
     extra: tuple[str, ...]  # installed with them, unpinned (Docker's containerd)
     version: str
+    distro: Distro  # the servers' OS: where Docker's packages come from
 
     def pin_file(self) -> str:
         return (f"# Rendered by keybuzz (module base_os): the container runtime stays at its pinned version.\n"
@@ -39,7 +40,7 @@ class Runtime:
         """Prints `package version` per pinned package (nothing for a package that is not installed)."""
         return f"dpkg-query -W -f='${{Package}} ${{Version}}\\n' {' '.join(self.packages)} 2>/dev/null || true"
 
-    def install_script(self, distro: Distro) -> str:
+    def install_script(self) -> str:
         q = shlex.quote
         wanted = " ".join(q(f"{p}={self.version}") for p in self.packages)
         lines = ["set -e", "export DEBIAN_FRONTEND=noninteractive", "apt-get update -q"]
@@ -48,7 +49,7 @@ class Runtime:
             lines += [
                 "apt-get install -y -q ca-certificates curl gnupg",
                 f"install -d -m 0755 {q(layout.DOCKER_KEYRING.rsplit('/', 1)[0])}",
-                f"if [ ! -s {keyring} ]; then curl -fsSL {q(distro.docker_repository + '/gpg')} -o {tmp}; "
+                f"if [ ! -s {keyring} ]; then curl -fsSL {q(self.distro.docker_repository + '/gpg')} -o {tmp}; "
                 f"gpg --show-keys --with-colons {tmp} | awk -F: '$1==\"fpr\"{{print $10}}' | "
                 f"grep -qx {DOCKER_KEY_FINGERPRINT} || {{ rm -f {tmp}; echo \"Docker's apt key does not have "
                 f"fingerprint {DOCKER_KEY_FINGERPRINT}\" >&2; exit 1; }}; chmod 0644 {tmp}; mv {tmp} {keyring}; fi",
@@ -69,8 +70,8 @@ def runtime(site: Site) -> Runtime:
     distro = site.settings(BaseOsSettings).distro
     version = site.versions.software.get(cli) or default_version(cli, distro) or ""
     if cli == "docker":
-        return Runtime(cli, ("docker-ce", "docker-ce-cli"), ("containerd.io",), version)
-    return Runtime(cli, ("podman",), (), version)
+        return Runtime(cli, ("docker-ce", "docker-ce-cli"), ("containerd.io",), version, distro)
+    return Runtime(cli, ("podman",), (), version, distro)
 
 
 def docker_list(distro: Distro) -> str:
