@@ -15,6 +15,7 @@ from keybuzz.containers import ContainerCli
 from keybuzz.contract import Finding, Hit, LintInput, Module, Rule
 from keybuzz.render import Plans
 from keybuzz.render_output import render_modules
+from keybuzz.renders import Renders
 from keybuzz.secrets import is_secret_key
 from keybuzz.site import Site
 from keybuzz.site.versions import image_problem
@@ -124,9 +125,9 @@ def rules() -> list[Rule]:
     return [*sorted([*RULES, *registry.lint_rules()], key=lambda r: r.id), PENDING_RULE]
 
 
-def lint(site: Site, modules: list[Module] | None = None) -> list[Finding]:
+def lint(site: Site, modules: list[Module] | None = None, renders: Renders | None = None) -> list[Finding]:
     """Every rule over the site and the render of `modules` (default: the registry)."""
-    plans, pending = render_modules(site, registry.MODULES if modules is None else modules)
+    plans, pending = render_modules(site, registry.MODULES if modules is None else modules, renders)
     data = LintInput(site, plans, pending)
     return [Finding(rule.id, rule.severity, where, message, hint)
             for rule in rules() for where, message, hint in rule.check(data)]

@@ -13,6 +13,7 @@ from keybuzz import registry
 from keybuzz.containers import ContainerCli
 from keybuzz.contract import Module, NotImplementedInThisVersion
 from keybuzz.render import FilledAtDeploy, HostPlan, Plans, merge_plans
+from keybuzz.renders import Renders
 from keybuzz.secrets import redact
 from keybuzz.site import Site
 
@@ -27,14 +28,16 @@ class RenderSummary:
     pending: list[str] = field(default_factory=list)
 
 
-def render_modules(site: Site, modules: list[Module] | None = None) -> tuple[Plans, list[str]]:
+def render_modules(site: Site, modules: list[Module] | None = None,
+                   renders: Renders | None = None) -> tuple[Plans, list[str]]:
     """Render the implemented modules; the others are listed by name instead of rendering nothing silently."""
+    render = renders or Renders(site)
     plan_sets, pending = [], []
     for module in registry.MODULES if modules is None else modules:
         if not module.hosts(site):
             continue
         try:
-            plan_sets.append(module.render(site))
+            plan_sets.append(render(module))
         except NotImplementedInThisVersion as exc:
             pending.append(str(exc))
     return merge_plans(*plan_sets), pending

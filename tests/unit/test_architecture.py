@@ -17,12 +17,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "keybuzz"
 # Lowest first; a module may import its own layer and the layers below. Longest prefix wins.
 LAYERS: list[tuple[str, ...]] = [
-    ("keybuzz.errors", "keybuzz.values", "keybuzz.cache", "keybuzz.secrets", "keybuzz.logs", "keybuzz.poll",
-     "keybuzz.images", "keybuzz.jsonhttp"),
+    ("keybuzz.errors", "keybuzz.values", "keybuzz.cache", "keybuzz.concurrency", "keybuzz.secrets", "keybuzz.logs",
+     "keybuzz.poll", "keybuzz.images", "keybuzz.jsonhttp"),
     ("keybuzz.site",),
     ("keybuzz.render", "keybuzz.containers", "keybuzz.haproxy", "keybuzz.services"),
     ("keybuzz.remote",),
     ("keybuzz.contract",),
+    ("keybuzz.renders",),  # each module rendered once per command
     ("keybuzz.volumes",),  # which device holds which data path, what may be done to it (pure)
     ("keybuzz.modules",),
     ("keybuzz.registry", "keybuzz.render_output", "keybuzz.lint"),

@@ -14,6 +14,7 @@ from keybuzz.contract import Module, NotImplementedInThisVersion
 from keybuzz.registry import MODULES, load_site
 from keybuzz.render import DirSpec, FileSpec, HostPlan, Plans
 from keybuzz.render_output import MARKER, RenderRefused, write_render
+from keybuzz.renders import Renders
 from keybuzz.site import Site
 
 
@@ -173,3 +174,29 @@ def test_secrets_derived_from_credentials_never_reach_the_render_output(seed_sit
     leaked = [name for name, form in derived_forms(site).items() if form in text]
     assert leaked == []
     assert "RABBITMQ_CHECK_AUTH=***" in text  # the file is there, its value redacted
+
+
+class CountingRender(RedisLike):
+    """RedisLike that counts its renders, and fails them once told to."""
+
+    calls = 0
+    broken = False
+
+    def render(self, site: Site) -> Plans:
+        self.calls += 1
+        if self.broken:
+            raise ValueError("redis: cannot render")
+        return super().render(site)
+
+
+def test_renders_each_module_once_per_command_and_a_failed_render_fails_every_reader(site: Site) -> None:
+    module, broken = CountingRender(), CountingRender()
+    broken.name, broken.broken = "broken", True
+    renders = Renders(site)
+    first = renders(module)
+    assert renders(module) is first and module.calls == 1
+    assert sorted(first) == sorted(s.hostname for s in site.with_role("redis"))
+    for _ in range(2):
+        with pytest.raises(ValueError, match="cannot render"):
+            renders(broken)
+    assert broken.calls == 1

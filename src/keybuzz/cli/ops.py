@@ -51,6 +51,7 @@ def install(
     from keybuzz.engine import Engine, InstallFailed, PrecheckFailed, install_modules, select_modules
     from keybuzz.lint import lint
     from keybuzz.registry import MODULES
+    from keybuzz.renders import Renders
 
     if clean and skip_cleanup:
         raise fail("--clean and --skip-cleanup contradict each other; pick one")
@@ -71,14 +72,16 @@ def install(
             raise fail(f"confirmation {typed!r} does not match {force_boot!r}; nothing was changed")
         forced = frozenset({force_boot})
     loaded = load(site)
-    errors = [f for f in lint(loaded) if f.severity == "error"]
+    renders = Renders(loaded)
+    errors = [f for f in lint(loaded, renders=renders) if f.severity == "error"]
     if errors:
         console.print(lint_table(f"lint {site}: {len(errors)} error(s)", errors))
         raise fail(f"install refused: `keybuzz lint --site {site}` reports {len(errors)} error(s); fix them first "
                    "(nothing was changed)")
 
     async def run() -> list:
-        async with Engine(loaded, dry_run=dry_run, console=console, verbose=verbose, force_boot=forced) as engine:
+        async with Engine(loaded, dry_run=dry_run, console=console, verbose=verbose, force_boot=forced,
+                          renders=renders) as engine:
             results = await install_modules(engine, modules, clean=clean, only=names,
                                             allow_missing_base_os=allow_missing_base_os)
             console.print(_results_table(f"install {site}" + (" (dry-run)" if dry_run else ""), results))

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from keybuzz.cache import CACHE_DIR, JsonCache
+from keybuzz.concurrency import gather_bounded
 from keybuzz.containers import ContainerCli
 from keybuzz.errors import OperationFailed
 from keybuzz.logs import get_logger, setup_site_logging
@@ -21,6 +22,7 @@ from keybuzz.poll import describe, wait_until
 from keybuzz.remote import HostOutcome, SshHost, SshPool, SshSettings, converge_host, due_actions, remove_host
 from keybuzz.remote.edits import ensure_line, ensure_sysctl
 from keybuzz.render import FilledAtDeploy, ImageUser, Plans, filled, image_users, with_owners
+from keybuzz.renders import Renders
 from keybuzz.secrets import redact
 
 if TYPE_CHECKING:
@@ -90,8 +92,9 @@ class Engine:
     """DeployContext over SSH, identical for the lab and real servers. Use as `async with Engine(site)`."""
 
     def __init__(self, site: Site, *, dry_run: bool = False, console: Console | None = None,
-                 verbose: bool = False, force_boot: frozenset[str] = frozenset()):
+                 verbose: bool = False, force_boot: frozenset[str] = frozenset(), renders: Renders | None = None):
         self.site = site
+        self.renders = renders or Renders(site)  # lint's, when the command linted first
         self.dry_run = dry_run
         self.force_boot = force_boot
         self.console = console or Console()
@@ -201,7 +204,7 @@ class Engine:
                                            self.cli)
             return bool(actions)
 
-        answers = await asyncio.gather(*(one(h) for h in selected))
+        answers = await gather_bounded(self.settings.parallelism, one, selected)
         return frozenset(h for h, answer in zip(selected, answers, strict=True) if answer)
 
     async def with_owners(self, plans: Plans) -> Plans:
@@ -314,22 +317,19 @@ class Engine:
         unknown = [h for h in hostnames if h not in plans]
         if unknown:
             raise ValueError(f"no plan for host(s) {', '.join(unknown)} in module {self.module}")
-        limit = asyncio.Semaphore(self.settings.parallelism)
-
         task = self._task
         if task is not None:
             current = next(t for t in self.progress.tasks if t.id == task)
             self.progress.update(task, total=(current.total or 0) + len(hostnames))
 
-        async def bounded(hostname: str) -> HostOutcome:
-            async with limit:
-                try:
-                    return await work(hostname)
-                finally:
-                    if task is not None:
-                        self.progress.advance(task)
+        async def counted(hostname: str) -> HostOutcome:
+            try:
+                return await work(hostname)
+            finally:
+                if task is not None:
+                    self.progress.advance(task)
 
-        outcomes = await asyncio.gather(*(bounded(h) for h in hostnames))
+        outcomes = await gather_bounded(self.settings.parallelism, counted, hostnames)
         changes, failures = 0, {}
         for outcome in outcomes:
             self.stats.add(outcome)

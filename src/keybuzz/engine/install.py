@@ -16,7 +16,7 @@ from keybuzz.engine.context import Engine, Stats
 from keybuzz.engine.precheck import Problem, base_os_command, precheck
 from keybuzz.errors import OperationFailed
 from keybuzz.poll import describe
-from keybuzz.site import Site
+from keybuzz.renders import Renders
 from keybuzz.volumes import prepare as volumes
 
 
@@ -102,7 +102,7 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
     started = time.monotonic()
     engine.installing = True
     installing = [m for m in modules if m.implemented and m.hosts(site)]
-    problems = await precheck(engine, installing, _rendered_hosts(site, installing))
+    problems = await precheck(engine, installing, _rendered_hosts(engine.renders, installing))
     if allow_missing_base_os:
         _warn_missing_base_os(engine, [p for p in problems if p.missing_base_os])
         problems = [p for p in problems if not p.missing_base_os]
@@ -126,7 +126,7 @@ async def install_modules(engine: Engine, modules: Sequence[Module], *, clean: b
         before = engine.module_start
         engine.console.print(f"[bold]module {module.number} {escape(module.name)}[/bold] ({escape(module.title)})")
         try:
-            plans = module.render(site)
+            plans = engine.renders(module)
             if clean:
                 await module.cleanup(engine, plans, False)
             await volumes.prepare(engine, module)
@@ -164,13 +164,13 @@ def _warn_missing_base_os(engine: Engine, missing: list[Problem]) -> None:
                          f"until `{escape(base_os_command(engine.site))}`[/yellow]")
 
 
-def _rendered_hosts(site: Site, modules: Sequence[Module]) -> dict[str, bool]:
+def _rendered_hosts(renders: Renders, modules: Sequence[Module]) -> dict[str, bool]:
     """The hosts the modules' plans touch -> whether a container runs there (the container CLI is
     needed); a module that cannot render fails later, with its module named."""
     hosts: dict[str, bool] = {}
     for module in modules:
         with contextlib.suppress(Exception):
-            for host, plan in module.render(site).items():
+            for host, plan in renders(module).items():
                 hosts[host] = hosts.get(host, False) or bool(plan.containers)
     return hosts
 
@@ -195,7 +195,7 @@ async def cleanup_module(engine: Engine, module: Module, *, purge_data: bool) ->
     before = engine.stats.snapshot()
     engine.module = module.name
     result = ModuleResult(module.number, module.name, "would clean" if engine.dry_run else "cleaned")
-    plans = module.render(engine.site)
+    plans = engine.renders(module)
     await module.cleanup(engine, plans, purge_data)
     _finish(engine, result, before, started)
     return result

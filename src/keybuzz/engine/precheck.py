@@ -15,12 +15,12 @@ the engine for that module's deploy, which then skips a round trip to every serv
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from keybuzz.concurrency import gather_bounded
 from keybuzz.contract import Module, Prefetched
 from keybuzz.engine.context import Engine
 from keybuzz.errors import OperationFailed
@@ -203,13 +203,11 @@ async def precheck(engine: Engine, modules: Sequence[Module], hostnames: Mapping
     install_base_os = None if any(m.name == base_os.MODULE for m in modules) else base_os_command(site)
     scripts = {m.name: (script, {s.hostname for s in m.hosts(site)}) for m in modules
                if (script := m.precheck_script(site))}
-    limit = asyncio.Semaphore(engine.settings.parallelism)
 
-    async def bounded(h: str) -> list[Problem]:
-        async with limit:  # ssh.parallelism servers at once: a burst of every server's sshd starves services
-            return await _one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h],
-                              [v for v in wanted if v.host == h], install_base_os,
-                              {name: script for name, (script, on) in scripts.items() if h in on})
+    async def one(h: str) -> list[Problem]:
+        return await _one(engine, h, [(m, p.number, p.service) for m, p in table[h]], hostnames[h],
+                          [v for v in wanted if v.host == h], install_base_os,
+                          {name: script for name, (script, on) in scripts.items() if h in on})
 
-    answers = await asyncio.gather(*(bounded(h) for h in hosts))
+    answers = await gather_bounded(engine.settings.parallelism, one, hosts)
     return [problem for problems in answers for problem in problems]

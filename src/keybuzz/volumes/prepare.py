@@ -184,7 +184,7 @@ async def checks(engine: Engine, module: Module) -> list[CheckResult]:
     volumes = [v for vs in plan.for_module(engine.site, module).values() for v in vs]
     if not volumes:
         return []
-    plans = await engine.with_owners(module.render(engine.site))
+    plans = await engine.with_owners(engine.renders(module))
     owners = {(host, d.path): str(d.owner) for host, p in plans.items() for d in p.directories}
 
     async def one(volume: Volume) -> CheckResult:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import asyncssh
 
+from keybuzz.concurrency import gather_bounded
 from keybuzz.contract import CheckResult, DeployContext
 from keybuzz.modules.base_os import layout, probes, render, runtime, sshd, sysctl
 from keybuzz.modules.base_os.deploy import FACTS, MACHINE_WIDE_NOTE, fresh_login, machine_wide, other_os, read_facts
@@ -73,7 +74,8 @@ async def run_matrix(ctx: DeployContext, planned: Sequence[probes.Probe]) -> lis
     lab right after a deploy: 8 of 1,917 allowed connects timed out twice without the pause."""
     async def round_of(batch: Sequence[probes.Probe]) -> list[probes.Outcome]:
         groups = probes.by_source(batch)
-        done = await asyncio.gather(*(_probe_from(ctx, source, group) for source, group in groups.items()))
+        done = await gather_bounded(ctx.site.config.ssh.parallelism, lambda item: _probe_from(ctx, *item),
+                                    groups.items())
         return [o for outcomes in done for o in outcomes]
 
     first = await round_of(planned)
@@ -154,19 +156,17 @@ async def check_ssh(ctx: DeployContext, servers: list[str]) -> list[CheckResult]
     site = ctx.site
     if not servers:
         return [CheckResult("SSH logins", True, "not tried: this install changed no server's sshd", available=False)]
-    limit = asyncio.Semaphore(site.config.ssh.parallelism)
 
     async def one(hostname: str) -> tuple[str, str]:
-        async with limit:
-            offered = await password_offered(site, str(site.server(hostname).private_ip))
-            try:
-                await fresh_login(site, hostname)
-                key = ""
-            except Exception as exc:
-                key = describe(exc)
-            return offered, key
+        offered = await password_offered(site, str(site.server(hostname).private_ip))
+        try:
+            await fresh_login(site, hostname)
+            key = ""
+        except Exception as exc:
+            key = describe(exc)
+        return offered, key
 
-    answers = dict(zip(servers, await asyncio.gather(*(one(h) for h in servers)), strict=True))
+    answers = dict(zip(servers, await gather_bounded(site.config.ssh.parallelism, one, servers), strict=True))
     refused = {h: a[0] for h, a in answers.items() if a[0]}
     keys = {h: a[1] for h, a in answers.items() if a[1]}
     return [CheckResult("password SSH login refused (no password method offered)", not refused,

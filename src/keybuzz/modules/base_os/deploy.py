@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from keybuzz.concurrency import gather_bounded
 from keybuzz.contract import DeployContext
 from keybuzz.errors import OperationFailed
 from keybuzz.modules.base_os import facts as host_facts
@@ -99,7 +100,6 @@ class BaseOsDeploy:
         self.hosts = list(plans)
         self.facts: dict[str, host_facts.Facts] = {}
         self.converged: Plans = {}
-        self.limit = asyncio.Semaphore(self.site.config.ssh.parallelism)
 
     async def run(self) -> None:
         ctx = self.ctx
@@ -176,11 +176,8 @@ class BaseOsDeploy:
         return wanted is not None and self.facts[host].paths.path(path).sha256 != wanted.sha256
 
     async def _each(self, step: Callable[[str], Awaitable[None]], hosts: list[str] | None = None) -> None:
-        async def bounded(host: str) -> None:
-            async with self.limit:
-                await step(host)
-
-        results = await asyncio.gather(*(bounded(h) for h in hosts or self.hosts), return_exceptions=True)
+        results = await gather_bounded(self.site.config.ssh.parallelism, step, hosts or self.hosts,
+                                       return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             first = failures[0]
