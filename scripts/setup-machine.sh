@@ -7,6 +7,7 @@ set -uo pipefail
 packages=(
   python3-venv python3-pip python3-wheel   # the venv, and `pip wheel` for the lab's Patroni wheelhouse
   podman crun conmon                       # container CLI inside lab hosts (and lab image builds)
+  docker.io                                # `lab up --engine docker`: a dockerd in each lab host, as on the servers
   debootstrap debian-archive-keyring       # lab images are built from Debian packages
   openssh-server openssh-client            # one sshd per lab host; ssh/ssh-keygen on the machine
   iproute2 util-linux procps psmisc        # ip netns / veth / bridge, unshare, nsenter, ps, pkill

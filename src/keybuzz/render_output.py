@@ -43,6 +43,12 @@ def render_modules(site: Site, modules: list[Module] | None = None,
     return merge_plans(*plan_sets), pending
 
 
+def images_per_host(site: Site) -> dict[str, set[str]]:
+    """Host -> the image references its containers run, over every module that renders."""
+    plans, _ = render_modules(site)
+    return {host: {str(c.image) for c in plan.containers} for host, plan in plans.items() if plan.containers}
+
+
 class RenderRefused(Exception):
     """The output folder holds something that is not an earlier render: never replace it."""
 

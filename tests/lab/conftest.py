@@ -33,8 +33,8 @@ _BASE_SUBNET = ipaddress.IPv4Network(os.environ.get("KEYBUZZ_TEST_LAB_SUBNET", "
 LAB_DIR = _BASE_DIR.with_name(f"{_BASE_DIR.name}-{WORKER}") if WORKER else _BASE_DIR
 LAB_SUBNET = ipaddress.IPv4Network((int(_BASE_SUBNET.network_address) + 2 * WORKER_INDEX * 2 ** 16,
                                     _BASE_SUBNET.prefixlen))
-TOOLS = ("podman", "debootstrap", "sshd", "ssh", "tini", "haproxy", "nsenter", "unshare", "ip", "nft", "losetup",
-         "mkfs.xfs")
+TOOLS = ("podman", "dockerd", "debootstrap", "sshd", "ssh", "tini", "haproxy", "nsenter", "unshare", "ip", "nft",
+         "losetup", "mkfs.xfs")
 HERE = Path(__file__).parent
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import tomllib
 from pathlib import Path
 
 from keybuzz.haproxy import parse_config
-from keybuzz.lab.hostfiles import HOST_INIT, containers_conf, hosts_file, sshd_config, storage_conf
+from keybuzz.lab.hostfiles import HOST_INIT, containers_conf, daemon_json, hosts_file, sshd_config, storage_conf
 from keybuzz.lab.lb import lb_haproxy_config
 
 IP = ipaddress.IPv4Address("10.77.0.120")
@@ -69,3 +70,20 @@ def test_lb_config_forwards_every_port_to_every_target() -> None:
 
 def test_lb_without_targets_runs_nothing() -> None:
     assert lb_haproxy_config(ipaddress.IPv4Address("10.77.0.20"), [3306], []) is None
+
+
+def test_daemon_json_gives_each_host_its_own_engine_without_bridge_or_iptables() -> None:
+    config = json.loads(daemon_json("/kblab-abc123-queue-01", {"nofile": 20000, "nproc": 32768}))
+    assert config["cgroup-parent"] == "/kblab-abc123-queue-01"
+    assert config["hosts"] == ["unix:///run/docker.sock"] and config["exec-root"] == "/run/docker"
+    assert (config["bridge"], config["iptables"], config["ip-masq"]) == ("none", False, False)
+    assert config["exec-opts"] == ["native.cgroupdriver=cgroupfs"] and config["storage-driver"] == "overlay2"
+    assert config["default-ulimits"]["nofile"] == {"Name": "nofile", "Soft": 20000, "Hard": 20000}
+
+
+def test_host_init_starts_dockerd_only_on_docker_hosts_after_the_mounts() -> None:
+    lines = HOST_INIT.splitlines()
+    start = next(i for i, line in enumerate(lines) if "/usr/sbin/dockerd" in line)
+    assert lines[start - 1].strip() == 'if [ "$ENGINE" = docker ]; then'
+    mounts = [i for i, line in enumerate(lines) if line.startswith("mount -a") or "tmpfs /run" in line]
+    assert mounts and max(mounts) < start  # fstab mounts and a fresh /run (dockerd's exec-root) come first

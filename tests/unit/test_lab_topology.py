@@ -79,3 +79,17 @@ def test_bad_subnets_are_refused(text: str) -> None:
 def test_host_offset_must_fit_the_subnet() -> None:
     with pytest.raises(LabError, match="too small"):
         host_ip(ipaddress.IPv4Network("10.77.0.0/23"), 600)
+
+
+def test_roles_topology_keeps_those_servers_and_the_load_balancers_in_front_of_them() -> None:
+    hosts = topology("roles:queue,haproxy")
+    assert [h.name for h in hosts if not h.lb] == ["haproxy-01", "haproxy-02", "queue-01", "queue-02", "queue-03"]
+    assert [h.lb for h in hosts if h.lb] == ["lb-internal"]  # lb-mariadb fronts proxysql: not asked for
+    small = {h.name: h for h in topology("small")}
+    assert all(small[h.name] == h for h in hosts)  # the same addresses as in the small lab
+
+
+@pytest.mark.parametrize("name", ["roles:", "roles:queue,k3s-master", "roles:nosuch"])
+def test_roles_topology_refuses_a_role_the_lab_does_not_run(name: str) -> None:
+    with pytest.raises(LabError, match="not a role the lab runs"):
+        topology(name)

@@ -16,7 +16,7 @@ from keybuzz.cli.options import JsonOption
 from keybuzz.cli.output import console, err_console, table
 from keybuzz.lab.errors import LabError
 from keybuzz.lab.images import BuildReport, ImageStore
-from keybuzz.lab.lab import DEFAULT_DIR, HostStatus, Lab
+from keybuzz.lab.lab import DEFAULT_DIR, Engine, HostStatus, Lab
 from keybuzz.lab.topology import DEFAULT_SUBNET, parse_subnet
 
 lab_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -50,13 +50,17 @@ def _fail(exc: LabError) -> typer.Exit:
 def up(
     directory: DirOption = DEFAULT_DIR,
     topology: Annotated[str, typer.Option(help="small (tests), seed (the seed's roles that run here), "
-                                               "hosts:N (N plain hosts).")] = "small",
+                                               "roles:R1,R2 (the small lab's servers of these roles and their "
+                                               "load balancers), hosts:N (N plain hosts).")] = "small",
     subnet: Annotated[str, typer.Option(help="Private subnet of this lab; one per running lab.")] = str(DEFAULT_SUBNET),
+    engine: Annotated[Engine, typer.Option(
+        help="Container engine of every host: podman (one shared image store) or docker (a dockerd per "
+             "host, as on the servers; the images are loaded into each).")] = "podman",
 ) -> None:
     """Build images (cached), hosts and network, boot every host, and write the lab's site."""
     lab = _lab(directory)
     try:
-        report = lab.up(topology, parse_subnet(subnet))
+        report = lab.up(topology, parse_subnet(subnet), engine)
     except LabError as exc:
         raise _fail(exc) from None
     _print_images(report.images)

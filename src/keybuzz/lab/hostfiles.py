@@ -8,6 +8,7 @@ tests can parse them.
 from __future__ import annotations
 
 import ipaddress
+import json
 import resource
 import shutil
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from keybuzz.lab.errors import run
 OVERLAID = ("etc", "opt", "var")
 DATA_ROOT = "/opt/keybuzz"  # keybuzz.yaml paths.data_root: a plain bind mount, not an overlay
 HAPROXY_CFG = "/etc/keybuzz-lab/haproxy.cfg"
+DAEMON_JSON = "/etc/docker/daemon.json"
 
 # PID 1 of every host (run by `unshare --pid --fork`, so this shell is PID 1 until it execs tini).
 # The lab folder is never under /etc /opt /var /run /tmp (checked), so $1 stays the real folder.
 HOST_INIT = r"""#!/bin/sh
-# keybuzz lab host init: mounts the host's private files, starts sshd, then tini reaps as PID 1.
+# keybuzz lab host init: mounts the host's private files, starts sshd (and dockerd), then tini reaps as PID 1.
 set -eu
-H="$1"; NAME="$2"; DATA_ROOT="$3"
+H="$1"; NAME="$2"; DATA_ROOT="$3"; ENGINE="${4:-podman}"
 cd /
 hostname "$NAME"
 # Other labs' netns files were copied into this mount namespace: drop them, or they outlive `lab down`.
@@ -34,6 +36,10 @@ for d in etc opt var; do
 done
 mkdir -p /var/lib/containers/storage "$DATA_ROOT"
 mount --bind "$H/containers" /var/lib/containers/storage
+if [ "$ENGINE" = docker ]; then  # overlay2 cannot sit on the /var overlay: the host's own folder
+  mkdir -p /var/lib/docker
+  mount --bind "$H/docker" /var/lib/docker
+fi
 mount --bind "$H/data" "$DATA_ROOT"
 mount --bind "$H/root" /root
 # Attached volumes (keybuzz.lab.volumes): this host's own /dev/disk/by-id, then what a real server's
@@ -51,6 +57,11 @@ mkdir -p /run/sshd /run/lock
 /usr/sbin/sshd -f /etc/ssh/sshd_config
 if [ -f /etc/keybuzz-lab/haproxy.cfg ]; then
   /usr/sbin/haproxy -D -f /etc/keybuzz-lab/haproxy.cfg -p /run/haproxy-lb.pid
+fi
+# As docker.service after local-fs.target: the data mounts are in place and /run, its exec-root, is new.
+# It starts the containers whose restart policy says so by itself (/etc/docker/daemon.json).
+if [ "$ENGINE" = docker ]; then
+  /usr/sbin/dockerd </dev/null >>/var/log/keybuzz-lab-dockerd.log 2>&1 &
 fi
 exec /usr/bin/tini -s -- /bin/sleep infinity
 """
@@ -102,6 +113,25 @@ def containers_conf(ulimits: dict[str, int]) -> str:
     ])
 
 
+def daemon_json(cgroup_parent: str, ulimits: dict[str, int]) -> str:
+    """dockerd of one lab host: its own socket and cgroup parent (two hosts' engines never share one), no
+    bridge and no iptables (containers use the host network, and the machine's rules are not the lab's)."""
+    return json.dumps({
+        "data-root": "/var/lib/docker",
+        "exec-root": "/run/docker",
+        "hosts": ["unix:///run/docker.sock"],
+        "bridge": "none",
+        "iptables": False,
+        "ip-masq": False,
+        "exec-opts": ["native.cgroupdriver=cgroupfs"],
+        "cgroup-parent": cgroup_parent,
+        "storage-driver": "overlay2",
+        "log-level": "warn",
+        "default-ulimits": {name: {"Name": name, "Soft": value, "Hard": value}
+                            for name, value in sorted(ulimits.items())},
+    }, indent=2) + "\n"
+
+
 def storage_conf(image_store: Path) -> str:
     """graphroot on a real per-host folder (bind-mounted), runroot on the host's own /run."""
     return "\n".join([
@@ -139,12 +169,13 @@ class HostFolder:
         target.chmod(mode)
 
     def create(self, name: str, ip: ipaddress.IPv4Address, hosts_text: str, authorized_key: str,
-               image_store: Path, haproxy_cfg: str | None) -> str:
-        """Lay out the host's files; returns its public SSH host key line."""
+               image_store: Path, haproxy_cfg: str | None, docker_cgroup: str | None = None) -> str:
+        """Lay out the host's files (dockerd's when `docker_cgroup` names its cgroup parent); returns its
+        public SSH host key line."""
         for sub in OVERLAID:
             (self.path / "upper" / sub).mkdir(parents=True, exist_ok=True)
             (self.path / "work" / sub).mkdir(parents=True, exist_ok=True)
-        for sub in ("containers", "data"):
+        for sub in ("containers", "data", "docker"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         root = self.path / "root"
         if root.exists():
@@ -161,6 +192,8 @@ class HostFolder:
         self.write("etc/containers/storage.conf", storage_conf(image_store))
         if haproxy_cfg is not None:
             self.write(HAPROXY_CFG, haproxy_cfg)
+        if docker_cgroup is not None:
+            self.write(DAEMON_JSON, daemon_json(docker_cgroup, container_ulimits()))
         key = self.upper("etc/ssh/ssh_host_ed25519_key")
         for old in key.parent.glob("ssh_host_*"):
             old.unlink()

@@ -192,6 +192,21 @@ class ImageStore:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
+    def docker_archive(self, ref: str) -> Path:
+        """The image as a docker-archive tar, saved once per tag (the tag names the recipe), for the lab
+        hosts' own dockerd (`docker load`): podman's store cannot be shared with a Docker engine."""
+        target = self.root / "docker-archives" / (hashlib.sha256(ref.encode()).hexdigest()[:16] + ".tar")
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.partial")
+        try:
+            run(self.podman("save", "--format", "docker-archive", "-o", str(partial), ref), timeout=600)
+            partial.replace(target)  # a reader never sees half a tar
+        finally:
+            partial.unlink(missing_ok=True)
+        return target
+
     def wheelhouse(self, recipe: LabRecipe) -> Path:
         """Wheels built on the control machine (hosts have no network beyond the lab)."""
         digest = hashlib.sha256("\n".join(recipe.wheels).encode()).hexdigest()[:10]

@@ -214,6 +214,18 @@ def remove_cgroups(container_ids: list[str]) -> None:
                 _rmdir(path)
 
 
+def remove_cgroup_trees(prefix: str) -> None:
+    """Empty cgroups named `prefix*` at the top of each controller (the lab hosts' dockerd cgroup
+    parents, cgroupfs driver), innermost first: `lab down` leaves nothing."""
+    root = Path("/sys/fs/cgroup")
+    for controller in [root, *(p for p in root.iterdir() if p.is_dir())]:
+        for top in controller.glob(prefix + "*"):
+            for sub in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if sub.is_dir():
+                    _rmdir(sub)
+            _rmdir(top)
+
+
 def _rmdir(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.rmdir()

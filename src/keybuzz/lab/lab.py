@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from keybuzz.lab import kernel, volumes
 from keybuzz.lab.errors import LabError, run
@@ -29,6 +30,8 @@ from keybuzz.lab.lb import lb_haproxy_config
 from keybuzz.lab.site import LAB_DOMAIN, add_credentials, lab_config, write_lab_site
 from keybuzz.lab.topology import DEFAULT_SUBNET, HostSpec, Names, check_lab_dir, gateway_ip, host_ip
 from keybuzz.lab.topology import topology as topology_hosts
+from keybuzz.registry import load_site
+from keybuzz.render_output import images_per_host
 
 DEFAULT_DIR = Path(os.environ.get("KEYBUZZ_LAB_DIR", "/srv/keybuzz-lab/default"))
 STATE_FILE = "lab.json"
@@ -36,6 +39,9 @@ LOCK_DIR = Path("/run/keybuzz-lab")
 HOST_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
             "LANG": "C.UTF-8", "USER": "root", "LOGNAME": "root"}
 SSH_WAIT_S = 20.0
+ENGINE_WAIT_S = 60.0
+ENGINES = ("podman", "docker")
+Engine = Literal["podman", "docker"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,11 @@ class Lab:
     def exists(self) -> bool:
         return self.state_path.exists()
 
+    @property
+    def engine(self) -> Engine:
+        """The hosts' container engine (labs made before docker was offered ran podman)."""
+        return self._state().get("engine", "podman")  # type: ignore[no-any-return]
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     @contextmanager
@@ -138,13 +149,19 @@ class Lab:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def up(self, topology: str = "small", subnet: ipaddress.IPv4Network = DEFAULT_SUBNET) -> UpReport:
-        """Build every host, boot them, write the site. A half-built lab is torn down and rebuilt."""
-        _require_root()
-        with self._locked():
-            return self._up(topology, subnet)
+    def up(self, topology: str = "small", subnet: ipaddress.IPv4Network = DEFAULT_SUBNET,
+           engine: Engine = "podman") -> UpReport:
+        """Build every host, boot them, write the site. A half-built lab is torn down and rebuilt.
 
-    def _up(self, topology: str, subnet: ipaddress.IPv4Network) -> UpReport:
+        `engine` is the container engine of every host: podman (one image store shared by every host)
+        or docker (each host its own dockerd, as production runs, the images loaded into each)."""
+        _require_root()
+        if engine not in ENGINES:
+            raise LabError(f"unknown container engine {engine!r}: use {' or '.join(ENGINES)}")
+        with self._locked():
+            return self._up(topology, subnet, engine)
+
+    def _up(self, topology: str, subnet: ipaddress.IPv4Network, engine: Engine) -> UpReport:
         started = time.monotonic()
         specs = topology_hosts(topology)
         hosts = self._plan(specs, subnet)
@@ -152,9 +169,11 @@ class Lab:
             state = self._state()
             same_hosts = [(h["name"], h["ip"]) for h in state["hosts"]] == [(h.name, h.ip) for h in hosts]
             if state["topology"] == topology and state["subnet"] == str(subnet) and same_hosts and \
-                    self._complete(state):
+                    state.get("engine", "podman") == engine and self._complete(state):
                 volumes.attach(self.dir, self.dir / "hosts", specs)  # again after a reboot of this machine
                 restored = self.restore()
+                if engine == "docker":
+                    self._load_docker_images()  # new tags after a recipe change
                 add_credentials(self.site_dir)
                 self.log(f"lab {self.dir} is already up ({len(state['hosts'])} hosts"
                          + (f"; booted or healed {', '.join(restored)})" if restored else ")"))
@@ -167,7 +186,7 @@ class Lab:
         timings: dict[str, float] = {}
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_path.write_text(json.dumps({"topology": topology, "subnet": str(subnet), "id": self.names.lab_id,
-                                               "hosts": [asdict(h) for h in hosts]}, indent=2))
+                                               "engine": engine, "hosts": [asdict(h) for h in hosts]}, indent=2))
         mark = time.monotonic()
         kernel.ensure_hugetlb_v1()
         reports = self.images.ensure()
@@ -186,8 +205,14 @@ class Lab:
         for host in hosts:
             self._spawn(host)
         self._wait_ssh(hosts)
+        if engine == "docker":
+            self._wait_engine(hosts)
         timings["boot"] = time.monotonic() - mark
-        write_lab_site(self.site_dir, subnet, specs, image_refs(), self.key_path, self.known_hosts)
+        write_lab_site(self.site_dir, subnet, specs, image_refs(), self.key_path, self.known_hosts, engine)
+        if engine == "docker":
+            mark = time.monotonic()
+            self._load_docker_images()
+            timings["docker images"] = time.monotonic() - mark
         state = self._state()
         self.state_path.write_text(json.dumps({**state, "complete": True}, indent=2))
         report = UpReport(time.monotonic() - started, reports, len(hosts), timings=timings)
@@ -212,6 +237,7 @@ class Lab:
         if kernel.link_exists(self.names.bridge):
             run(["ip", "link", "del", self.names.bridge])
         kernel.remove_cgroups(self._container_ids())
+        kernel.remove_cgroup_trees(f"kblab-{self.names.lab_id}-")  # the hosts' dockerd cgroup parents
         for lock in LOCK_DIR.glob(f"{self.names.lab_id}-*.lock"):  # host boot locks; the lab lock is held now
             lock.unlink()
         for target in kernel.mounts_under(self.dir):
@@ -305,10 +331,11 @@ class Lab:
         kernel.link_set(target.veth, up=True)
 
     def boot(self, host: str) -> list[str]:
-        """Power on: link up, new PID 1 and sshd, then every container with a restart policy (as dockerd).
+        """Power on: link up, new PID 1 and sshd; then on podman the lab starts every container with a
+        restart policy (as dockerd would), on docker the host's own dockerd does it by itself.
 
-        Returns the containers started. Refuses a host that still runs anything: two inits on
-        one host's files ran two Patronis on one data dir.
+        Returns the containers the lab started (none on docker). Refuses a host that still runs
+        anything: two inits on one host's files ran two Patronis on one data dir.
         """
         _require_root()
         target = self.host(host)
@@ -320,6 +347,9 @@ class Lab:
             kernel.link_set(target.veth, up=True)
             self._spawn(target)
             self._wait_ssh([target])
+        if self.engine == "docker":
+            self._wait_engine([target])
+            return []
         return self._start_restart_policy_containers(host)
 
     def restore(self) -> list[str]:
@@ -356,6 +386,7 @@ class Lab:
         (self.dir / "logs").mkdir(exist_ok=True)
         balancers = {lb["name"]: lb for lb in lab_config(subnet, specs, self.key_path, self.known_hosts)
                      ["load_balancers"]}
+        docker_cgroup = {h.name: f"/kblab-{self.names.lab_id}-{h.name}" for h in hosts if self.engine == "docker"}
 
         def create(host: LabHost) -> str:
             haproxy = None
@@ -365,7 +396,7 @@ class Lab:
                 haproxy = lb_haproxy_config(ipaddress.IPv4Address(host.ip), lb["ports"], targets)
             folder = HostFolder(self.dir / "hosts" / host.name)
             host_key = folder.create(host.name, ipaddress.IPv4Address(host.ip), hosts_text, public_key,
-                                     self.images.store, haproxy)
+                                     self.images.store, haproxy, docker_cgroup.get(host.name))
             names = [host.ip, host.name] + ([] if host.lb else [f"{host.name}.{LAB_DOMAIN}"])
             return f"{','.join(names)} {host_key}"
 
@@ -377,7 +408,8 @@ class Lab:
         log = self.dir / "logs" / f"{host.name}.log"
         argv = ["setsid", "-f", "nsenter", f"--net={kernel.NETNS_DIR / host.netns}", "--",
                 "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-                "/bin/sh", str(self.dir / "host-init.sh"), str(self.dir / "hosts" / host.name), host.name, DATA_ROOT]
+                "/bin/sh", str(self.dir / "host-init.sh"), str(self.dir / "hosts" / host.name), host.name, DATA_ROOT,
+                self.engine]
         with open(log, "ab") as out:
             subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd="/", check=True,
                            env=HOST_ENV)
@@ -409,8 +441,41 @@ class Lab:
         return pid1
 
     def _containers(self, host: str) -> list[str]:
-        result = self.exec(host, ["podman", "ps", "--format", "{{.Names}}"], timeout=60)
-        return result.stdout.split() if result.returncode == 0 else ["?podman failed"]
+        engine = self.engine
+        result = self.exec(host, [engine, "ps", "--format", "{{.Names}}"], timeout=60)
+        return result.stdout.split() if result.returncode == 0 else [f"?{engine} failed"]
+
+    def _wait_engine(self, hosts: list[LabHost]) -> None:
+        """Every host's dockerd answers (it starts after sshd, as docker.service after ssh.service may)."""
+        deadline = time.monotonic() + ENGINE_WAIT_S
+        waiting, last = list(hosts), ""
+        while waiting:
+            answers = {h.name: self.exec(h.name, ["docker", "version", "--format", "{{.Server.Version}}"],
+                                         timeout=30) for h in waiting}
+            last = "; ".join(f"{name}: {a.stderr.strip()[-200:]}" for name, a in answers.items() if a.returncode)
+            waiting = [h for h in waiting if answers[h.name].returncode != 0]
+            if waiting and time.monotonic() > deadline:
+                raise LabError(f"dockerd of {', '.join(h.name for h in waiting)} not answering after "
+                               f"{ENGINE_WAIT_S:.0f} s (last error: {last}); its log: /var/log/keybuzz-lab-dockerd.log "
+                               "inside the host (`keybuzz lab exec HOST -- cat /var/log/keybuzz-lab-dockerd.log`)")
+            if waiting:
+                time.sleep(0.3)
+
+    def _load_docker_images(self) -> None:
+        """Into each host's dockerd, the images its servers' containers run (rendered from the lab's site)
+        and it does not hold yet: there is no registry here, and a missing image would be pulled."""
+        built = set(image_refs().values())  # a container of another image fails at its start, with its name
+        wanted = {host: refs & built for host, refs in images_per_host(load_site(self.site_dir)).items()}
+        archives = {ref: self.images.docker_archive(ref) for ref in sorted(set().union(*wanted.values()))}
+
+        def load(host: str) -> None:
+            held = set(self.exec(host, ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+                                 check=True, timeout=60).stdout.split())
+            for ref in sorted(wanted[host] - held):
+                self.exec(host, ["docker", "load", "-q", "-i", str(archives[ref])], check=True, timeout=600)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(load, [h for h in wanted if h in self.hosts]))
 
     def _start_restart_policy_containers(self, host: str) -> list[str]:
         ids = self.exec(host, ["podman", "ps", "-aq"], check=True, timeout=120).stdout.split()

@@ -34,12 +34,13 @@ def server_rows(subnet: ipaddress.IPv4Network, hosts: list[HostSpec]) -> list[Se
 LAB_SSH_PARALLELISM = 12
 
 
-def lab_config(subnet: ipaddress.IPv4Network, hosts: list[HostSpec], key: Path, known_hosts: Path) -> dict[str, Any]:
+def lab_config(subnet: ipaddress.IPv4Network, hosts: list[HostSpec], key: Path, known_hosts: Path,
+               container_cli: str = "podman") -> dict[str, Any]:
     config = example_config(lab=True)
     offsets = {h.lb: h.offset for h in hosts if h.lb}
     config["network"] = {"cidr": str(subnet)}
     config["domain"] = LAB_DOMAIN
-    config["container_cli"] = "podman"
+    config["container_cli"] = container_cli
     config["load_balancers"] = [dict(lb, vip=str(host_ip(subnet, offsets[lb["name"]])))
                                 for lb in config["load_balancers"] if lb["name"] in offsets]
     config["ssh"] = {"user": "root", "port": 22, "identity_file": str(key), "known_hosts": str(known_hosts),
@@ -83,8 +84,8 @@ def annotate_versions(text: str) -> str:
 
 
 def write_lab_site(root: Path, subnet: ipaddress.IPv4Network, hosts: list[HostSpec], refs: dict[str, str],
-                   key: Path, known_hosts: Path) -> None:
-    write_site(root, server_rows(subnet, hosts), lab_config(subnet, hosts, key, known_hosts),
+                   key: Path, known_hosts: Path, container_cli: str = "podman") -> None:
+    write_site(root, server_rows(subnet, hosts), lab_config(subnet, hosts, key, known_hosts, container_cli),
                lab_versions(refs), COMMENT, credential_files())
     path = root / "versions.yaml"
     path.write_text(annotate_versions(path.read_text()))

@@ -54,22 +54,37 @@ def _from_seed(row: example.ServerRow) -> HostSpec:
     return HostSpec(row.hostname, int(row.private_ip.rsplit(".", 1)[1]), row.roles)
 
 
-def _load_balancer_hosts() -> list[HostSpec]:
+def _load_balancer_hosts(roles: set[str] | None = None) -> list[HostSpec]:
     return [HostSpec(lb["name"], int(lb["vip"].rsplit(".", 1)[1]), (), lb["name"])
-            for lb in example_config()["load_balancers"]]
+            for lb in example_config()["load_balancers"] if roles is None or lb["target_role"] in roles]
+
+
+def _with_roles(text: str) -> list[HostSpec]:
+    """The small lab's servers whose every role is listed, and the load balancers in front of them."""
+    wanted = {role.strip() for role in text.split(",") if role.strip()}
+    unknown = sorted(wanted - lab_roles())
+    if not wanted or unknown:
+        raise LabError(f"topology roles:{text}: {', '.join(unknown) or 'no role'} is not a role the lab runs; "
+                       f"pick among {', '.join(sorted(lab_roles()))}")
+    return [h for h in _small() if h.roles and set(h.roles) <= wanted] + _load_balancer_hosts(wanted)
 
 
 def topology(name: str) -> list[HostSpec]:
-    """`small` (what tests use), `seed` (the seed's roles that run here) or `hosts:N` (N plain app hosts)."""
+    """`small` (what tests use), `seed` (the seed's roles that run here), `roles:R1,R2` (the small lab's
+    servers of those roles and their load balancers: a lab for one module's test) or `hosts:N` (N plain
+    app hosts)."""
     if name == "small":
         return _small() + _load_balancer_hosts()
     if name == "seed":
         return _seed() + _load_balancer_hosts()
+    if name.startswith("roles:"):
+        return _with_roles(name.removeprefix("roles:"))
     match = re.fullmatch(r"hosts:(\d+)", name)
     if match and 1 <= int(match[1]) <= MAX_PLAIN_HOSTS:
         # x.y.1.N: clear of the seed's last octets, so a plain-host lab reads differently.
         return [HostSpec(f"host-{i:03d}", 256 + i, ("app",)) for i in range(1, int(match[1]) + 1)]
-    raise LabError(f"unknown topology {name!r}: use small, seed or hosts:N (1 <= N <= {MAX_PLAIN_HOSTS})")
+    raise LabError(f"unknown topology {name!r}: use small, seed, roles:R1,R2 or hosts:N "
+                   f"(1 <= N <= {MAX_PLAIN_HOSTS})")
 
 
 def host_ip(subnet: ipaddress.IPv4Network, offset: int) -> ipaddress.IPv4Address:
