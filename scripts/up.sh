@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a real multi-host deployment on the local lab (root, Linux).
-#   1. the lab: hosts made of namespaces, each with sshd and podman, plus its site folder
+#   1. the lab: hosts made of namespaces, each with sshd and podman (KEYBUZZ_LAB_ENGINE=docker: its own
+#      dockerd, as the servers run), plus its site folder
 #   2. keybuzz install: every landed module, in the seed's order, each validated before the next (monitoring last)
 #   3. keybuzz validate: the same checks again, as an operator would run them
 # Re-running it is safe: the lab is kept, and a re-install changes nothing on a healthy cluster.
@@ -8,9 +9,10 @@ set -euo pipefail
 KB=.venv/bin/keybuzz
 LAB_DIR=${KEYBUZZ_LAB_DIR:-/srv/keybuzz-lab/default}
 SUBNET=${KEYBUZZ_LAB_SUBNET:-10.77.0.0/16}
+ENGINE=${KEYBUZZ_LAB_ENGINE:-podman}
 SITE="$LAB_DIR/site"
 
-$KB lab up --dir "$LAB_DIR" --subnet "$SUBNET"
+$KB lab up --dir "$LAB_DIR" --subnet "$SUBNET" --engine "$ENGINE"
 $KB lint --site "$SITE"
 $KB install --site "$SITE"
 $KB validate --site "$SITE"
