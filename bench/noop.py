@@ -1,6 +1,7 @@
 """A no-op re-run of the whole platform: `keybuzz install` on a deployed lab, 0 changes, timed as an operator sees it.
 
-    .venv/bin/python bench/noop.py [--lab-dir DIR] [--subnet CIDR] [--topology small|seed] [--runs N] [--keep]
+    .venv/bin/python bench/noop.py [--lab-dir DIR] [--subnet CIDR] [--topology small|seed] [--engine podman|docker]
+                                   [--runs N] [--keep]
 
 Brings the lab up (a lab already up in --lab-dir is reused and left running), installs every module
 until a run changes nothing, then times --runs more runs of the real command (`keybuzz install`, a
@@ -60,7 +61,7 @@ def install(site: Path) -> Run:
 
 def main(args: argparse.Namespace) -> None:
     lab = Lab(Path(args.lab_dir))
-    report = lab.up(args.topology, ipaddress.IPv4Network(args.subnet))
+    report = lab.up(args.topology, ipaddress.IPv4Network(args.subnet), args.engine)
     try:
         for attempt in range(1, 4):  # a first install, then runs until one changes nothing
             first = install(lab.site_dir)
@@ -76,7 +77,7 @@ def main(args: argparse.Namespace) -> None:
                              f"{changed[0].restarts} restarts")
         times = [r.seconds for r in runs]
         fastest = min(runs, key=lambda r: r.seconds)
-        print(f"\nno-op re-run, {args.topology} topology ({len(lab.hosts)} lab hosts): "
+        print(f"\nno-op re-run, {args.topology} topology ({len(lab.hosts)} lab hosts, {lab.engine}): "
               + ", ".join(f"{t:.1f}" for t in times)
               + f" s; median {statistics.median(times):.1f} s, fastest {fastest.seconds:.1f} s (0 changes)")
         slowest = max(runs, key=lambda r: r.seconds)
@@ -98,6 +99,8 @@ if __name__ == "__main__":
     parser.add_argument("--lab-dir", default="/srv/keybuzz-lab/default")
     parser.add_argument("--subnet", default="10.77.0.0/16")
     parser.add_argument("--topology", default="small", choices=("small", "seed"))
+    parser.add_argument("--engine", default="podman", choices=("podman", "docker"),
+                        help="the lab hosts' container engine (docker: a dockerd per host, as the servers run)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="leave a lab this bench brought up running")
     main(parser.parse_args())
