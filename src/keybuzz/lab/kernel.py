@@ -208,10 +208,7 @@ def remove_cgroups(container_ids: list[str]) -> None:
             continue
         for cid in container_ids:
             for path in (parent / f"libpod-{cid}", parent / f"libpod-conmon-{cid}", parent / "conmon" / cid):
-                for sub in sorted(path.rglob("*"), reverse=True) if path.is_dir() else []:
-                    if sub.is_dir():
-                        _rmdir(sub)
-                _rmdir(path)
+                _rmdir_tree(path)
 
 
 def remove_cgroup_trees(prefix: str) -> None:
@@ -220,10 +217,15 @@ def remove_cgroup_trees(prefix: str) -> None:
     root = Path("/sys/fs/cgroup")
     for controller in [root, *(p for p in root.iterdir() if p.is_dir())]:
         for top in controller.glob(prefix + "*"):
-            for sub in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if sub.is_dir():
-                    _rmdir(sub)
-            _rmdir(top)
+            _rmdir_tree(top)
+
+
+def _rmdir_tree(path: Path) -> None:
+    """An empty cgroup and every one below it, innermost first (a cgroup's files cannot be unlinked)."""
+    for sub in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True) if path.is_dir() else []:
+        if sub.is_dir():
+            _rmdir(sub)
+    _rmdir(path)
 
 
 def _rmdir(path: Path) -> None:

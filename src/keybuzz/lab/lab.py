@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from keybuzz.lab import kernel, volumes
 from keybuzz.lab.errors import LabError, run
@@ -40,8 +40,8 @@ HOST_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
             "LANG": "C.UTF-8", "USER": "root", "LOGNAME": "root"}
 SSH_WAIT_S = 20.0
 ENGINE_WAIT_S = 60.0
-ENGINES = ("podman", "docker")
 Engine = Literal["podman", "docker"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ class Lab:
             state = self._state()
             same_hosts = [(h["name"], h["ip"]) for h in state["hosts"]] == [(h.name, h.ip) for h in hosts]
             if state["topology"] == topology and state["subnet"] == str(subnet) and same_hosts and \
-                    state.get("engine", "podman") == engine and self._complete(state):
+                    self.engine == engine and self._complete(state):
                 volumes.attach(self.dir, self.dir / "hosts", specs)  # again after a reboot of this machine
                 restored = self.restore()
                 if engine == "docker":
@@ -203,7 +203,7 @@ class Lab:
         timings["files"] = time.monotonic() - mark
         mark = time.monotonic()
         for host in hosts:
-            self._spawn(host)
+            self._spawn(host, engine)
         self._wait_ssh(hosts)
         if engine == "docker":
             self._wait_engine(hosts)
@@ -345,9 +345,10 @@ class Lab:
                 raise LabError(f"{host} still has {len(left)} processes (e.g. {left[:5]}): "
                                f"`keybuzz lab poweroff {host}` or `crash` it before booting")
             kernel.link_set(target.veth, up=True)
-            self._spawn(target)
+            engine = self.engine
+            self._spawn(target, engine)
             self._wait_ssh([target])
-        if self.engine == "docker":
+        if engine == "docker":
             self._wait_engine([target])
             return []
         return self._start_restart_policy_containers(host)
@@ -386,7 +387,8 @@ class Lab:
         (self.dir / "logs").mkdir(exist_ok=True)
         balancers = {lb["name"]: lb for lb in lab_config(subnet, specs, self.key_path, self.known_hosts)
                      ["load_balancers"]}
-        docker_cgroup = {h.name: f"/kblab-{self.names.lab_id}-{h.name}" for h in hosts if self.engine == "docker"}
+        docker = self.engine == "docker"
+        docker_cgroup = {h.name: f"/kblab-{self.names.lab_id}-{h.name}" for h in hosts if docker}
 
         def create(host: LabHost) -> str:
             haproxy = None
@@ -404,12 +406,12 @@ class Lab:
             known = list(pool.map(create, hosts))
         self.known_hosts.write_text("\n".join(known) + "\n")
 
-    def _spawn(self, host: LabHost) -> None:
+    def _spawn(self, host: LabHost, engine: Engine) -> None:
         log = self.dir / "logs" / f"{host.name}.log"
         argv = ["setsid", "-f", "nsenter", f"--net={kernel.NETNS_DIR / host.netns}", "--",
                 "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--mount-proc", "--propagation", "private",
                 "/bin/sh", str(self.dir / "host-init.sh"), str(self.dir / "hosts" / host.name), host.name, DATA_ROOT,
-                self.engine]
+                engine]
         with open(log, "ab") as out:
             subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd="/", check=True,
                            env=HOST_ENV)

@@ -44,12 +44,12 @@ class Facts:
     resolved_dns: list[str] = field(default_factory=list)  # systemd-resolved's global servers (`resolvectl dns`)
     units: dict[str, str] = field(default_factory=dict)  # unit -> is-enabled/is-active answer (systemd only)
     os_release: dict[str, str] = field(default_factory=dict)  # /etc/os-release
+    paths: HostState = field(default_factory=HostState)
 
     @property
     def os(self) -> str:
         """`debian-12`, `ubuntu-24.04`, or what an OS keybuzz does not know calls itself ("" if nothing)."""
         return distro.detected(self.os_release)
-    paths: HostState = field(default_factory=HostState)
 
 
 def script(paths: Iterable[str], sysctl_keys: Iterable[str], runtime_versions: str) -> str:

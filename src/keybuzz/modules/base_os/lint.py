@@ -123,14 +123,17 @@ def check_os_settings(data: LintInput) -> Iterable[Hit]:
     settings = site.settings(BaseOsSettings)
     distro, cli = settings.distro, site.config.container_cli
     pinned = site.versions.software.get(cli, "")
-    versions = located_config(site.root, VERSIONS_FILE)
-    where_pin = f"{VERSIONS_FILE}:{versions.line_of(('software', cli)) if versions else 1}"
+
+    def where_pin() -> str:  # versions.yaml is read again for its lines only when there is a finding
+        versions = located_config(site.root, VERSIONS_FILE)
+        return f"{VERSIONS_FILE}:{versions.line_of(('software', cli)) if versions else 1}"
+
     mismatch = runtime.build_mismatch(cli, pinned, distro)
     if mismatch:
-        yield where_pin, f"software.{cli}: {mismatch}", \
+        yield where_pin(), f"software.{cli}: {mismatch}", \
             f"pin {distro.docker_version(runtime.DOCKER_ENGINE)} (or the {distro.docker_build} build you tested)"
     if not pinned and runtime.default_version(cli, distro) is None:
-        yield where_pin, f"no {cli} version is pinned, and keybuzz knows none for {distro.name}", \
+        yield where_pin(), f"no {cli} version is pinned, and keybuzz knows none for {distro.name}", \
             f"pin the {distro.name} package's version in versions.yaml software.{cli} (`apt-cache policy {cli}` " \
             "on a server shows it)"
     if settings.dns.manager and settings.dns.manager != distro.resolver:
